@@ -1,0 +1,55 @@
+"""The one small protocol every generation backend speaks.
+
+A backend takes a list of chat requests (messages + sampling + n) and returns, for each, its n
+completions with text, token counts and finish reason, or an error for that request alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chat request: `n` samples of the assistant's reply to `messages`."""
+
+    messages: Messages
+    n: int = 1
+    sampling: dict[str, Any] = field(default_factory=dict)
+    json_schema: dict[str, Any] | None = None
+    """When set, decoding is constrained to this JSON schema (structured output)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled reply. `reasoning` is set when the backend separated it (a reasoning parser)."""
+
+    text: str
+    completion_tokens: int | None
+    finish_reason: str | None
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Response:
+    """The outcome of one `Request`: its completions, or the error that stopped it."""
+
+    completions: list[Completion]
+    prompt_text: str = ""
+    prompt_tokens: int | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What `generate` and `annotate` need from an inference engine."""
+
+    model_name: str
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        """Run every request; one `Response` per request, in order, errors included."""
+        ...

@@ -1,0 +1,238 @@
+"""The selector contract (scikit-learn manners) and the `Selection` every selector returns.
+
+- The constructor is the configuration: it stores its arguments under the same names, nothing else.
+- `fit(ds) -> self` learns state (attributes ending in `_`); pure selectors inherit a no-op.
+- `score(ds) -> np.ndarray`: one float per row, higher = more wanted.
+- `select(ds, k=None, seed=None) -> Selection`: row indices, a score and a reason for each pick,
+  plus what each step dropped and why. `k`/`seed` given here override the constructor's.
+- Deterministic for a seed, never mutates its input, handles empty input, picklable.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset
+
+from ..schema import require_columns
+
+ENTRY_POINT_GROUP = "natural_thoughts.selectors"
+
+
+@dataclass
+class StepReport:
+    """What one selector did: rows in, rows kept, and dropped rows counted by reason."""
+
+    name: str
+    params: dict[str, Any]
+    n_in: int
+    n_kept: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    """Rows picked from `dataset`, in pick order, with a score and a reason for each.
+
+    `dropped` holds the rows left out with the reason of the step that dropped them, so nothing
+    disappears without a record.
+    """
+
+    dataset: Dataset
+    indices: np.ndarray
+    scores: np.ndarray
+    reasons: list[str]
+    steps: list[StepReport] = field(default_factory=list)
+    dropped: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def subset(self) -> Dataset:
+        """The selected rows as a Dataset, with `selection.score` and `selection.reason` columns."""
+        picked = self.dataset.select(self.indices.tolist())
+        picked = picked.add_column("selection.score", self.scores.astype(float).tolist())
+        return picked.add_column("selection.reason", list(self.reasons))
+
+    def report(self) -> pd.DataFrame:
+        """Kept/dropped per step with reasons, one row per step (renders as a table in Jupyter)."""
+        rows = [
+            {
+                "step": s.name,
+                "params": json.dumps(s.params, default=str, sort_keys=True),
+                "in": s.n_in,
+                "kept": s.n_kept,
+                "dropped": s.n_in - s.n_kept,
+                "dropped_by_reason": dict(s.dropped),
+            }
+            for s in self.steps
+        ]
+        return pd.DataFrame(rows, columns=["step", "params", "in", "kept", "dropped", "dropped_by_reason"])
+
+    def provenance(self) -> dict[str, Any]:
+        """A JSON-ready summary of how the selection was made (for manifests and cards)."""
+        return {
+            "n_pool": len(self.dataset),
+            "n_selected": len(self),
+            "steps": [s.__dict__ for s in self.steps],
+        }
+
+
+class Selector:
+    """Base class: parameter handling, repr, and a default `select` that keeps the top-`k` scores."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same names."""
+        names = [
+            p.name
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> Selector:
+        """Set constructor arguments by name (unknown names are an error)."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; it has {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_params() == other.get_params()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def fit(self, ds: Dataset) -> Selector:
+        """Learn whatever the selector needs from `ds`; the default learns nothing."""
+        return self
+
+    def score(self, ds: Dataset) -> np.ndarray:
+        """One float per row, higher = more wanted."""
+        raise NotImplementedError(f"{type(self).__name__} does not score rows; use select()")
+
+    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
+        """Keep the `k` highest-scoring rows (all rows when k is None); ties broken by `seed`."""
+        scores = np.asarray(self.score(ds), dtype=float)
+        k = resolve_k(self, k, len(ds))
+        rng = np.random.default_rng(resolve_seed(self, seed))
+        tiebreak = rng.permutation(len(ds))
+        order = np.lexsort((tiebreak, -scores))[:k]
+        return selection_from_picks(self, ds, order, scores[order], [f"top-{k} by score"] * len(order),
+                                    drop_reason=f"outside top-{k} by score")
+
+
+def resolve_k(selector: Selector, k: int | None, n: int) -> int:
+    """`k` from the call, else the selector's own `k` attribute, else all rows; never above n."""
+    if k is None:
+        k = getattr(selector, "k", None)
+    if k is None:
+        return n
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return min(int(k), n)
+
+
+def resolve_seed(selector: Selector, seed: int | None) -> int:
+    """`seed` from the call, else the selector's own `seed` attribute, else 0."""
+    if seed is None:
+        seed = getattr(selector, "seed", None)
+    return 0 if seed is None else int(seed)
+
+
+def selection_from_picks(
+    selector: Selector,
+    ds: Dataset,
+    picks: np.ndarray,
+    scores: np.ndarray,
+    reasons: list[str],
+    drop_reason: str | list[str] | Callable[[int], str],
+) -> Selection:
+    """Build a one-step `Selection`; every row not picked is recorded with its drop reason."""
+    picks = np.asarray(picks, dtype=np.int64)
+    kept = np.zeros(len(ds), dtype=bool)
+    kept[picks] = True
+    dropped_rows = np.flatnonzero(~kept)
+    if isinstance(drop_reason, str):
+        dropped = {int(i): drop_reason for i in dropped_rows}
+    elif callable(drop_reason):
+        dropped = {int(i): drop_reason(int(i)) for i in dropped_rows}
+    else:
+        dropped = {int(i): drop_reason[i] for i in dropped_rows}
+    step = StepReport(
+        name=type(selector).__name__,
+        params=selector.get_params(),
+        n_in=len(ds),
+        n_kept=len(picks),
+        dropped=dict(Counter(dropped.values())),
+    )
+    return Selection(ds, picks, np.asarray(scores, dtype=float), list(reasons), [step], dropped)
+
+
+def column(ds: Dataset, name: str, what: str | None = None) -> np.ndarray:
+    """A column as a numpy array (object dtype for lists/strings), with a clear error if absent."""
+    require_columns(ds.column_names, [name], what or "the dataset")
+    values = ds[name]
+    if values and isinstance(values[0], (list, dict, str)) or any(v is None for v in values):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    return np.asarray(values)
+
+
+S = TypeVar("S", bound=type)
+_REGISTRY: dict[str, type[Selector]] = {}
+
+
+def register(cls: S) -> S:
+    """Class decorator: make a selector resolvable by its class name (YAML, CLI)."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def available_selectors() -> dict[str, type[Selector]]:
+    """Built-in selectors plus those that third parties register under the entry-point group."""
+    found = dict(_REGISTRY)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.load())
+    return found
+
+
+def get_selector(spec: str | dict[str, Any] | Selector) -> Selector:
+    """Resolve `"Long"`, `{"name": "Long", "C": 4000}` or `{"Long": {"C": 4000}}` to an instance."""
+    if isinstance(spec, Selector):
+        return spec
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif "name" in spec:
+        params = {k: v for k, v in spec.items() if k != "name"}
+        name = spec["name"]
+    elif len(spec) == 1:
+        name, params = next(iter(spec.items()))
+        params = dict(params or {})
+    else:
+        raise ValueError(f"cannot read a selector from {spec!r}: give a name or {{name: params}}")
+    known = available_selectors()
+    if name not in known:
+        raise ValueError(f"unknown selector {name!r}; known selectors: {sorted(known)}")
+    nested = {k: [get_selector(s) for s in v] if k == "steps" else v for k, v in params.items()}
+    return known[name](**nested)
+
+
+def select(ds: Dataset, selector: Selector | str | dict[str, Any], k: int | None = None,
+           seed: int | None = None) -> Selection:
+    """Fit (when the selector learns) and select from `ds` in one call."""
+    sel = get_selector(selector)
+    return sel.fit(ds).select(ds, k=k, seed=seed)

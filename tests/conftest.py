@@ -1,0 +1,35 @@
+"""Shared fixtures: real data from ../shared/data, one tiny model and one real vLLM engine per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Qwen2 smoke model, built once per session."""
+    from natural_thoughts.tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def llm(tiny_model_dir: Path):
+    """One real `vllm.LLM` engine on the tiny model for the whole session (loading takes ~50 s)."""
+    from vllm import LLM
+
+    engine = LLM(model=str(tiny_model_dir), max_model_len=1024, seed=0)
+    yield engine
+    del engine

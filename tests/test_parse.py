@@ -1,0 +1,244 @@
+"""Tests for the trace parser: formats, final-answer extraction, flags, never raising, real data."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from natural_thoughts.parse import FORMATS, extract_final_answer, parse_trace
+from natural_thoughts.schema import FLAGS
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
+GSM8K = DATA / "gsm8k_test.jsonl"
+BT, ET = "<|begin_of_thought|>", "<|end_of_thought|>"
+BS, ES = "<|begin_of_solution|>", "<|end_of_solution|>"
+MARKERS = ["<think>", "</think>", BT, ET, BS, ES]
+
+
+# --- formats -------------------------------------------------------------------------------------
+
+
+def test_think_full() -> None:
+    p = parse_trace("<think>\nlet me see: 2+2\n</think>\n\nIt is $\\boxed{4}$.")
+    assert (p.format, p.reasoning, p.answer) == ("think", "let me see: 2+2", "It is $\\boxed{4}$.")
+    assert p.final_answer == "4" and p.flags == []
+
+
+def test_think_closing_only_as_chat_templates_open_it() -> None:
+    p = parse_trace("I reason here.\n</think>\nSo the answer: 7", format="auto")
+    assert (p.format, p.reasoning, p.answer) == ("think", "I reason here.", "So the answer: 7")
+    assert p.final_answer == "7" and p.flags == []
+
+
+def test_think_unterminated_and_truncated() -> None:
+    p = parse_trace("<think> so \\boxed{3} maybe, but", finish_reason="length")
+    assert p.format == "think" and p.answer == "" and p.reasoning == "so \\boxed{3} maybe, but"
+    assert p.final_answer is None  # a boxed value inside unfinished reasoning is no answer
+    assert p.flags == ["unterminated_reasoning", "truncated", "no_final_answer"]
+
+
+def test_forced_think_without_markers_is_reasoning_that_never_closed() -> None:
+    p = parse_trace("thinking on and on", format="think")
+    assert (p.format, p.reasoning, p.answer) == ("think", "thinking on and on", "")
+    assert "unterminated_reasoning" in p.flags
+
+
+def test_sky_full() -> None:
+    text = f"{BT}\n\nthink hard\n\n{ET}\n\n{BS}\n\nso $\\boxed{{12}}$\n\n{ES}\n"
+    p = parse_trace(text)
+    assert (p.format, p.reasoning, p.answer) == ("sky", "think hard", "so $\\boxed{12}$")
+    assert p.final_answer == "12" and p.flags == []
+
+
+def test_sky_missing_opening_and_closing_markers() -> None:
+    p = parse_trace(f"think hard {ET} {BS} the answer is \\boxed{{1}}")
+    assert (p.format, p.reasoning, p.answer) == ("sky", "think hard", "the answer is \\boxed{1}")
+    assert p.final_answer == "1" and p.flags == []
+
+
+def test_sky_solution_without_end_of_thought_ends_the_reasoning() -> None:
+    p = parse_trace(f"{BT} thoughts {BS} Final Answer: 9 {ES}")
+    assert (p.reasoning, p.answer) == ("thoughts", "Final Answer: 9")
+    assert p.final_answer == "9" and p.flags == []
+
+
+def test_sky_unterminated() -> None:
+    p = parse_trace(f"{BT} thoughts that never end \\boxed{{2}}", format="sky")
+    assert p.format == "sky" and p.answer == "" and p.final_answer is None
+    assert p.flags == ["unterminated_reasoning", "no_final_answer"]
+
+
+def test_forced_sky_without_markers_falls_back_to_plain() -> None:
+    p = parse_trace("Step 1 ... Answer: 5", format="sky")
+    assert (p.format, p.reasoning, p.answer) == ("plain", "", "Step 1 ... Answer: 5")
+    assert p.final_answer == "5"
+
+
+def test_plain() -> None:
+    p = parse_trace("  We compute 3*4 = 12.\n#### 12\n")
+    assert (p.format, p.reasoning, p.answer) == ("plain", "", "We compute 3*4 = 12.\n#### 12")
+    assert p.final_answer == "12" and p.flags == []
+
+
+def test_markers_joined_by_removal_are_removed_too() -> None:
+    p = parse_trace("<thi<think>nk>why</think>ok")
+    assert (p.reasoning, p.answer) == ("why", "ok")
+
+
+def test_forced_plain_keeps_markers_in_the_answer() -> None:
+    p = parse_trace("<think>a</think> b", format="plain")
+    assert (p.reasoning, p.answer) == ("", "<think>a</think> b")
+
+
+def test_separate_reasoning_field() -> None:
+    p = parse_trace(" The answer is (B). ", reasoning=" hmm ", format="think")
+    assert (p.format, p.reasoning, p.answer) == ("separate", "hmm", "The answer is (B).")
+    assert p.final_answer == "B" and p.flags == []
+
+
+def test_separate_reasoning_without_content_is_unterminated() -> None:
+    p = parse_trace(None, reasoning="hmm, still thinking", finish_reason="length")
+    assert p.flags == ["unterminated_reasoning", "truncated", "no_final_answer"]
+    assert parse_trace("", format="separate").flags == ["no_final_answer", "empty"]
+
+
+@pytest.mark.parametrize("text", [None, "", "  \n\t "])
+def test_empty(text: str | None) -> None:
+    for fmt in FORMATS:
+        p = parse_trace(text, format=fmt)
+        assert p.flags == ["no_final_answer", "empty"], fmt
+        assert (p.reasoning, p.answer, p.final_answer) == ("", "", None)
+
+
+def test_unknown_format_names_valid_ones() -> None:
+    with pytest.raises(ValueError, match="think.*sky.*plain.*separate"):
+        parse_trace("x", format="r1")
+
+
+# --- final answer --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("so \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+        ("\\boxed{a{b{c}}d} then \\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),
+        ("first \\boxed{1} then \\fbox{2}", "2"),
+        ("it is \\boxed 5$.", "5"),
+        ("it is \\boxed 5.", "5"),
+        ("\\boxed{7} and a cut-off \\boxed{\\frac{1}{", "7"),
+        ("\\boxed{7} then \\boxed{}", None),
+        ("\\boxedsymbol only", None),
+        ("The final answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
+        ("Answer: 42\nAnswer: 43", "43"),
+        ("**Answer:** $x=2$", "x=2"),
+        ("**Answer**: 11", "11"),
+        ("Answer: C", "C"),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 1,000", "1,000"),
+        ("Therefore the answer is (C), clearly.", "C"),
+        ("The final answer is (D).", "D"),
+        ("The answer is a prime, so the Answer is: b", None),
+        ("Final answer is 3, Answer: 4, \\boxed{5}, #### 6", "5"),
+        ("Final answer is 3. Answer: 4", "3"),
+        ("no answer stated here", None),
+        ("", None),
+    ],
+)
+def test_extract_final_answer(text: str, expected: str | None) -> None:
+    assert extract_final_answer(text) == expected
+
+
+def test_deep_nesting_and_long_unclosed_text_is_fast() -> None:
+    deep = "\\boxed{" + "{" * 2000 + "x" + "}" * 2000 + "}"
+    assert extract_final_answer(deep) == "{" * 2000 + "x" + "}" * 2000
+    assert extract_final_answer("\\boxed{" * 20000) is None
+    assert extract_final_answer("answer" + " " * 20000 + "is") is None
+
+
+# --- never raises --------------------------------------------------------------------------------
+
+pieces = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [*MARKERS, "<th", "ink>", "\\boxed{", "\\boxed", "\\fbox{", "}", "{", "\\", "Answer:"]
+        + ["**Answer:**", "final answer is ", "#### ", "answer is (", "$", ". ", "\n"]
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    parts=st.lists(pieces, max_size=25),
+    fmt=st.sampled_from(FORMATS),
+    finish=st.sampled_from([None, "stop", "length"]),
+    reasoning=st.one_of(st.none(), st.text(max_size=20)),
+)
+def test_never_raises_and_keeps_its_promises(
+    parts: list[str], fmt: str, finish: str | None, reasoning: str | None
+) -> None:
+    text = "".join(parts)
+    p = parse_trace(text, format=fmt, finish_reason=finish, reasoning=reasoning)
+    assert p.format in {"think", "sky", "plain", "separate"}
+    assert p.flags == [f for f in FLAGS if f in p.flags] and len(set(p.flags)) == len(p.flags)
+    assert ("truncated" in p.flags) == (finish == "length")
+    assert ("no_final_answer" in p.flags) == (p.final_answer is None)
+    assert p.reasoning == p.reasoning.strip() and p.answer == p.answer.strip()
+    own = {"think": MARKERS[:2], "sky": MARKERS[2:]}.get(p.format, [])
+    assert not any(m in p.reasoning + p.answer for m in own)
+    if p.final_answer is not None:
+        assert p.final_answer and p.answer
+
+
+# --- real data -----------------------------------------------------------------------------------
+
+
+def _norm(answer: str) -> str:
+    """A light normalization to compare with the ground truth: spaces, $, \\left, \\text, dfrac."""
+    answer = re.sub(r"\\left|\\right|\\[ ,!;]|\\text\{([^{}]*)\}", r"\1", answer)
+    return re.sub(r"[\s$]", "", answer.replace("\\dfrac", "\\frac"))
+
+
+@pytest.mark.skipif(not SKY.exists(), reason="../shared/data absent")
+def test_sky_t1_file() -> None:
+    rows = [json.loads(line) for line in SKY.read_text(encoding="utf-8").splitlines()]
+    matched = extracted = 0
+    for row in rows:
+        text = row["code"][0]
+        p = parse_trace(text)
+        where = f"row idx={row['idx']}"
+        assert p.reasoning in text and p.answer in text, where
+        if not any(m in text for m in MARKERS):
+            assert (p.format, p.reasoning, p.answer) == ("plain", "", text.strip()), where
+        else:
+            assert p.format == "sky", where
+        closed = ET in text or BS in text
+        assert ("unterminated_reasoning" in p.flags) == (BT in text and not closed), where
+        if BT in text and not closed:
+            assert p.answer == "" and p.final_answer is None, where
+        if closed:
+            tail = text.split(BS, 1)[1] if BS in text else text.split(ET, 1)[1]
+            assert p.answer == tail.split(ES, 1)[0].replace(ET, "").strip(), where
+        if re.search(r"\\boxed\{[^{}]", p.answer):
+            assert p.final_answer is not None, where
+        if p.final_answer is not None:
+            assert p.final_answer in p.answer, where
+        if row["score"][0] and p.final_answer is not None:
+            extracted += 1
+            matched += _norm(p.final_answer) == _norm(row["gt"])
+    assert extracted > 100
+    assert matched / extracted > 0.8
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason="../shared/data absent")
+def test_gsm8k_reference_answers() -> None:
+    for line in GSM8K.read_text(encoding="utf-8").splitlines():
+        solution = json.loads(line)["answer"]
+        p = parse_trace(solution)
+        assert p.format == "plain" and p.flags == []
+        assert p.final_answer == solution.rsplit("####", 1)[1].strip()
