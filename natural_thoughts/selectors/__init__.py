@@ -1,0 +1,49 @@
+"""Selectors: the contract (`base`), one module per family, and the conformance suite (`testing`)."""
+
+from .base import (
+    Selection,
+    Selector,
+    StepReport,
+    available_selectors,
+    get_selector,
+    register,
+    select,
+)
+from .compose import Sequential, Union, WeightedSum
+from .dedup import Decontaminate, ExactDedup, NearDedup
+from .difficulty import ModelsDisagree, PassRate, WeakSolves
+from .diversity import ClusterUniform, StrategyCount, Stratified
+from .length import LengthRange, Long, RankDecay, TopLength
+from .quality import Correct, DropFlags, LanguageMix, Repetition
+from .random import Random
+
+__all__ = [
+    "ClusterUniform",
+    "Correct",
+    "Decontaminate",
+    "DropFlags",
+    "ExactDedup",
+    "LanguageMix",
+    "LengthRange",
+    "Long",
+    "ModelsDisagree",
+    "NearDedup",
+    "PassRate",
+    "Random",
+    "RankDecay",
+    "Repetition",
+    "Selection",
+    "Selector",
+    "Sequential",
+    "StepReport",
+    "StrategyCount",
+    "Stratified",
+    "TopLength",
+    "Union",
+    "WeakSolves",
+    "WeightedSum",
+    "available_selectors",
+    "get_selector",
+    "register",
+    "select",
+]

@@ -1,0 +1,41 @@
+"""The `natural-thoughts` command: help on every command, and `inspect` on real traces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from natural_thoughts.cli import app
+from natural_thoughts.parse import parse_trace
+
+from .conftest import DATA, needs_data
+
+runner = CliRunner()
+SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
+
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "inspect"])
+def test_help_on_each_command(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+@needs_data
+def test_inspect_counts_what_the_text_holds() -> None:
+    result = runner.invoke(app, ["inspect", str(SKY), "--preset", "skythought_eval"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    texts = [json.loads(line)["code"][0] for line in SKY.read_text().splitlines()]
+    assert summary["rows"] == len(texts)
+    unterminated = sum(
+        "<|begin_of_thought|>" in t and "<|end_of_thought|>" not in t and "<|begin_of_solution|>" not in t
+        for t in texts
+    )
+    assert summary["flags"].get("unterminated_reasoning", 0) == unterminated
+    extracted = sum(parse_trace(t).final_answer is not None for t in texts)
+    assert summary["answer_extraction_rate"] == round(extracted / len(texts), 4)
+    assert 0 < summary["reasoning_chars_quantiles"]["p50"] <= summary["reasoning_chars_quantiles"]["max"]
