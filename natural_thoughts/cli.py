@@ -49,12 +49,160 @@ def inspect(
     typer.echo(json.dumps(summarize(path, preset=preset), indent=2))
 
 
+@app.command("annotate")
+def annotate_command(
+    path: str = typer.Argument(..., help="A traces file, folder or glob."),
+    annotator: list[str] = typer.Option(..., "--annotator", "-a", help="strategies, domain, verbosity, "
+                                        "difficulty, answer_judge, or tagger (model-free); repeat for several."),
+    model: Optional[str] = typer.Option(None, help="The judge model: a hub name or a local folder."),
+    backend: str = typer.Option("vllm", help="vllm or openai."),
+    preset: Optional[str] = typer.Option(None, help="A loader preset, e.g. skythought_eval."),
+    output_dir: Path = typer.Option(Path("runs/annotate"), help="Shards and manifests (re-running resumes)."),
+    out: Optional[Path] = typer.Option(None, help="The labelled traces (parquet); default OUTPUT_DIR/annotated.parquet."),
+    max_tokens: int = typer.Option(1024, help="Token cap of each judge reply."),
+) -> None:
+    """Add label.* columns to the traces at PATH with LLM judges and/or the heuristic tagger."""
+    from .annotate import annotate, tag_strategies
+    from .io import load_traces
+
+    if "tagger" in annotator and "strategies" in annotator:
+        raise typer.BadParameter("'tagger' and 'strategies' both write label.strategies; pick one "
+                                 "(compare them with `natural-thoughts tagger-agreement`)")
+    judges = [a for a in annotator if a != "tagger"]
+    if judges and model is None:
+        raise typer.BadParameter(f"the LLM annotators {judges} need --model")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ds = load_traces(path, preset=preset)
+    if judges:
+        ds = annotate(ds, judges, model=model, backend=backend, output_dir=output_dir,
+                      sampling={"max_tokens": max_tokens})
+    if "tagger" in annotator:
+        ds = tag_strategies(ds)
+    target = out or output_dir / "annotated.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_parquet(str(target))
+    errors = {c: sum(v is not None for v in ds[c]) for c in ds.column_names if c.endswith(".error") and c.startswith("label.")}
+    typer.echo(json.dumps({"rows": len(ds), "errors": errors, "output": str(target)}, indent=2))
+
+
+@app.command("tagger-agreement")
+def tagger_agreement_command(
+    path: str = typer.Argument(..., help="Traces with an LLM annotator's strategy labels."),
+    column: str = typer.Option("label.strategies", help="The column of the LLM strategy labels."),
+    preset: Optional[str] = typer.Option(None, help="A loader preset."),
+) -> None:
+    """Report how well the model-free tagger matches an LLM annotator's strategy labels."""
+    from .annotate import tagger_agreement
+    from .io import load_traces
+
+    typer.echo(json.dumps(tagger_agreement(load_traces(path, preset=preset), column=column), indent=2))
+
+
+@app.command("generate")
+def generate_command(
+    problems: str = typer.Argument(..., help="A problems file, folder, glob or hub name."),
+    model: str = typer.Option(..., help="The teacher: a hub name or local folder (the served name for openai)."),
+    output_dir: Path = typer.Option(..., help="Shards + manifest; re-running the same command resumes."),
+    backend: str = typer.Option("vllm", help="vllm (offline engine) or openai (an OpenAI-compatible server)."),
+    n: int = typer.Option(1, help="Samples per problem."),
+    preset: Optional[str] = typer.Option(None, help="A problems preset: natural_reasoning, gsm8k, math500."),
+    limit: Optional[int] = typer.Option(None, help="Only the first LIMIT problems."),
+    shard: Optional[str] = typer.Option(None, help="'i/N': this job's share of the problems (0-based)."),
+    retry_failed: bool = typer.Option(False, help="Generate the error rows again."),
+    extend: bool = typer.Option(False, help="Accept a raised --n: only the new samples are generated."),
+    new_run: bool = typer.Option(False, help="OUTPUT_DIR holds another run: write to OUTPUT_DIR-<hash> instead."),
+    batch_size: int = typer.Option(1024, help="Problems per engine call and per shard."),
+    temperature: float = typer.Option(0.6),
+    top_p: float = typer.Option(0.95),
+    max_tokens: int = typer.Option(4096),
+    seed: int = typer.Option(0),
+    system_prompt: Optional[str] = typer.Option(None),
+    prompt_template: str = typer.Option("{problem}", help="The user message; {problem} is replaced."),
+    base_url: Optional[str] = typer.Option(None, help="openai: the server, e.g. http://host:8000/v1."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai: the environment variable holding the key."),
+    max_concurrency: int = typer.Option(64, help="openai: requests open at once."),
+    reasoning_parser: Optional[str] = typer.Option(None, help="vllm: a vLLM reasoning parser, e.g. deepseek_r1."),
+    executor: str = typer.Option("local", help="local, or ray (one engine per Ray actor)."),
+    chat_template_kwargs: Optional[str] = typer.Option(None, help='JSON, e.g. \'{"enable_thinking": true}\'.'),
+    engine_kwargs: Optional[str] = typer.Option(None, help='vllm: JSON engine args, e.g. \'{"tensor_parallel_size": 4}\'.'),
+    executor_kwargs: Optional[str] = typer.Option(None, help='ray: JSON, e.g. \'{"concurrency": 8, "num_gpus": 1}\'.'),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Generate traces for PROBLEMS into OUTPUT_DIR (resumable, shardable, errors kept as rows)."""
+    from .generate import generate
+    from .io import load_problems
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ds = load_problems(problems, preset=preset)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    if backend == "openai":
+        extra = {"base_url": base_url, "api_key_env": api_key_env, "max_concurrency": max_concurrency}
+    else:
+        extra = {"reasoning_parser": reasoning_parser} if reasoning_parser else {}
+    _, summary = generate(
+        ds, model=model, backend=backend, n=n, output_dir=output_dir, batch_size=batch_size,
+        sampling={"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed},
+        system_prompt=system_prompt, prompt_template=prompt_template, extend=extend, new_run=new_run,
+        chat_template_kwargs=_json_option(chat_template_kwargs, "--chat-template-kwargs"),
+        engine_kwargs=_json_option(engine_kwargs, "--engine-kwargs"), backend_kwargs=extra, shard=shard,
+        retry_failed=retry_failed, executor=executor,
+        executor_kwargs=_json_option(executor_kwargs, "--executor-kwargs"), return_summary=True,
+    )
+    typer.echo(json.dumps(summary.to_dict(), indent=2) if as_json else str(summary))
+
+
+@app.command("status")
+def status_command(
+    output_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A generate output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Show a generation run's progress per shard and what is still missing."""
+    from .runs import run_status
+
+    status = run_status(output_dir)
+    typer.echo(json.dumps(status.to_dict(), indent=2) if as_json else str(status))
+
+
+@app.command("merge")
+def merge_command(
+    output_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A generate output folder."),
+    dest: Path = typer.Argument(..., help="OUT.parquet, OUT.jsonl, or a folder (datasets save_to_disk)."),
+    allow_incomplete: bool = typer.Option(False, help="Merge even when traces are still missing."),
+) -> None:
+    """Write a run's shards as one dataset (one row per problem and sample); the shards are kept."""
+    from .runs import merge
+
+    try:
+        path = merge(output_dir, dest, allow_incomplete=allow_incomplete)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"merged {output_dir} into {path}")
+
+
+def _json_option(text: Optional[str], name: str) -> Optional[dict]:
+    """A JSON-object option, or a clear error naming the option."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{name} must be a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"{name} must be a JSON object, got {text!r}")
+    return value
+
+
 def _print_summary(summary: dict) -> None:
     typer.echo(
         f"problems: {summary['problems']}  traces: {summary['traces']}  errors: {summary['errors']}  "
         f"selected: {summary['selected']}"
     )
     typer.echo(f"exported dataset: {summary['export_dir']}")
+    if summary.get("card"):
+        typer.echo(f"dataset card (with figures): {summary['card']}")
+    if summary.get("stages"):
+        typer.echo("stages: " + ", ".join(f"{k} {v}" for k, v in summary["stages"].items()))
 
 
 if __name__ == "__main__":

@@ -1,58 +1,35 @@
-"""Problems → teacher backend → parsed traces, written as resumable shards when `output_dir` is set."""
+"""Problems → teacher backend → parsed traces, written as resumable shards when `output_dir` is set.
+
+A run is identified by its fingerprint (model, sampling, prompt, n, problem set); its rows are
+keyed by (problem_id, sample_index). Calling `generate` again with the same arguments generates
+only the keys not yet written, so a killed job is simply started again. See docs/scaling.md.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import logging
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .backends import Backend, Request, Response, get_backend
-from .parse import parse_trace
-from .schema import PROBLEM_COLUMNS, SamplingConfig, as_dict, require_columns, trace_id
-from .shards import ShardStore
+from .backends import Backend, get_backend
+from .executors import EXECUTORS, local_batches, ray_batches
+from .schema import PROBLEM_COLUMNS, SamplingConfig, as_dict, require_columns
+from .shards import ShardStore, parse_shard, run_folder, shard_name, shard_of
+from .trace_rows import GenerationSummary, RowMaker, Work, build_messages, request_seed, trace_schema
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROMPT_TEMPLATE = "{problem}"
-TRACE_FIELDS: dict[str, pa.DataType] = {
-    "trace_id": pa.string(),
-    "sample_index": pa.int64(),
-    "model": pa.string(),
-    "prompt": pa.string(),
-    "completion": pa.string(),
-    "reasoning": pa.string(),
-    "answer": pa.string(),
-    "final_answer": pa.string(),
-    "reasoning_tokens": pa.int64(),
-    "answer_tokens": pa.int64(),
-    "finish_reason": pa.string(),
-    "flags": pa.list_(pa.string()),
-    "error": pa.string(),
-    "sampling": pa.string(),
-    "generated_at": pa.string(),
-}
-
-
-def request_seed(seed: int, pid: str, first_sample: int) -> int:
-    """A per-request seed: reproducible, different across problems and sample blocks."""
-    digest = hashlib.sha256(f"{seed}:{pid}:{first_sample}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def build_messages(problem: str, prompt_template: str, system_prompt: str | None) -> list[dict[str, str]]:
-    """The chat messages for one problem."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt_template.format(problem=problem)})
-    return messages
+DEFAULT_BATCH_SIZE = 1024
+"""Problems per backend call (and per shard): large, so the engine always has work queued."""
 
 
 def generate(
@@ -66,150 +43,144 @@ def generate(
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     trace_format: str = "auto",
     output_dir: str | Path | None = None,
-    batch_size: int = 512,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     extend: bool = False,
     engine_kwargs: dict[str, Any] | None = None,
     show_progress: bool = True,
-) -> Dataset:
+    *,
+    backend_kwargs: dict[str, Any] | None = None,
+    shard: str | tuple[int, int] | None = None,
+    retry_failed: bool = False,
+    new_run: bool = False,
+    executor: str = "local",
+    executor_kwargs: dict[str, Any] | None = None,
+    return_summary: bool = False,
+) -> Dataset | tuple[Dataset, GenerationSummary]:
     """Generate `n` traces per problem with a teacher model and parse them into trace columns.
 
     `problems` is anything `load_problems` reads. `model` is a hub name, a local path or a ready
-    `vllm.LLM`; `backend` a name or a ready `Backend`. Seeds are derived per request from
-    `sampling.seed` and recorded in the `sampling` column. With `output_dir`, every batch of
-    `batch_size` problems is written as a shard at once; calling again with the same arguments
-    generates only the (problem_id, sample_index) pairs not yet written.
+    `vllm.LLM`; `backend` a name ("vllm", "openai") or a ready `Backend`, built with
+    `backend_kwargs` (e.g. `base_url`, `reasoning_parser`, `max_concurrency`); `engine_kwargs` go to
+    `vllm.LLM`. Seeds are derived per request from `sampling.seed` (recorded in `sampling`).
+
+    With `output_dir`, every batch of `batch_size` problems is written as a shard at once and a
+    call with the same arguments generates only the (problem_id, sample_index) pairs not yet
+    written. A folder holding another configuration is refused (the changed keys are named) unless
+    `extend=True` (only `n` changed: the new samples are generated) or `new_run=True` (the run
+    goes to the sibling folder `<output_dir>-<fingerprint hash>`; nothing is moved or deleted).
+    `shard=(i, N)` / "i/N" keeps the problems whose id hashes to share i, written under
+    `shard-i-of-N/`, so N jobs can fill one folder. `retry_failed=True` generates the error rows
+    again; the new rows supersede them when read. `executor="ray"` runs batches on Ray Data actors
+    (`executor_kwargs`: concurrency, num_gpus, num_cpus, ray_init). With `return_summary`, a
+    `GenerationSummary` (counts, errors by kind, tokens/s) is returned too; it is always logged.
     """
     from .io import load_problems, load_traces
 
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; known executors: {list(EXECUTORS)}")
     ds = problems if isinstance(problems, Dataset) and "problem_id" in problems.column_names else load_problems(problems)
     require_columns(ds.column_names, ["problem_id", "problem"], "the problems")
     sampling_dict = {**SamplingConfig().model_dump(), **as_dict(sampling)}
-    engine = get_backend(backend, model, **_backend_kwargs(backend, engine_kwargs, chat_template_kwargs))
+    kwargs = _backend_kwargs(backend, engine_kwargs, chat_template_kwargs, backend_kwargs, show_progress)
+    engine = get_backend(backend, model, **kwargs)
     fingerprint = {
         "model": engine.model_name,
         "sampling": sampling_dict,
         "prompt_template": prompt_template,
         "system_prompt": system_prompt,
         "chat_template_kwargs": chat_template_kwargs or {},
+        "reasoning_parser": getattr(engine, "reasoning_parser", None),
         "trace_format": trace_format,
         "n": n,
         "problem_set": hashlib.sha256("\n".join(sorted(ds["problem_id"])).encode()).hexdigest()[:16],
     }
-    store = ShardStore(output_dir) if output_dir is not None else None
-    done: set[tuple[str, int]] = set()
-    if store is not None:
-        store.check_manifest(fingerprint, extend_keys=("n",) if extend else ())
-        keys = store.read_keys().to_pydict()
-        done = set(zip(keys["problem_id"], keys["sample_index"]))
+    index, count = parse_shard(shard)
+    mine = ds if count == 1 else ds.select([i for i, pid in enumerate(ds["problem_id"]) if shard_of(pid, count) == index])
+    summary = GenerationSummary(problems=len(mine), requested=len(mine) * n, shard=f"{index}/{count}" if count > 1 else None)
+    store = None
+    if output_dir is not None:
+        root = run_folder(output_dir, fingerprint) if new_run else Path(output_dir)
+        if root != Path(output_dir):
+            log.warning("%s holds another run; new_run=True writes this one to %s", output_dir, root)
+        store = ShardStore(root, shard_name(index, count))
+        info = {"source": str(problems)} if isinstance(problems, (str, Path)) else None
+        store.check_manifest(fingerprint, extend_keys=("n",) if extend else (), info=info)
+        store.save_problem_ids(ds["problem_id"])
+        summary.output_dir = str(root)
 
-    problem_schema = ds.features.arrow_schema
-    schema = pa.schema([*problem_schema, *(pa.field(k, v) for k, v in TRACE_FIELDS.items())])
+    schema = trace_schema(ds.features.arrow_schema)
+    maker = RowMaker(sampling_dict, prompt_template, system_prompt, trace_format)
     tables: list[pa.Table] = []
-    counts = {"rows": 0, "errors": 0, "tokens": 0}
-    started = time.perf_counter()
-    todo = _pending(ds, n, done)
-    bar = tqdm(total=sum(len(b[2]) for b in todo), unit="problem", disable=not show_progress, desc="generate")
-    for batch in _batches(todo, batch_size):
-        requests = [
-            Request(
-                messages=build_messages(row["problem"], prompt_template, system_prompt),
-                n=len(samples),
-                sampling={**sampling_dict, "seed": request_seed(sampling_dict["seed"], row["problem_id"], samples[0])},
-            )
-            for row, _, samples in batch
-        ]
-        responses = engine.generate(requests)
-        rows = [
-            trace
-            for (row, _, samples), req, resp in zip(batch, requests, responses)
-            for trace in _trace_rows(row, samples, req, resp, engine.model_name, trace_format)
-        ]
-        table = pa.Table.from_pylist(rows, schema=schema)
-        if store is not None:
-            store.write(table)
+    with store.lock() if store is not None else contextlib.nullcontext():
+        work = _pending(mine, n, _done_keys(store, retry_failed))
+        summary.skipped = summary.requested - sum(len(s) for _, s in work)
+        if executor == "ray" and work:
+            batches = ray_batches(backend, model, kwargs, maker, work, ds.features.arrow_schema, schema,
+                                  batch_size, **(executor_kwargs or {}))
         else:
-            tables.append(table)
-        counts["rows"] += len(rows)
-        counts["errors"] += sum(r["error"] is not None for r in rows)
-        counts["tokens"] += sum((r["reasoning_tokens"] or 0) + (r["answer_tokens"] or 0) for r in rows)
-        bar.update(len(batch))
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix(tok_s=f"{counts['tokens'] / elapsed:.0f}", errors=counts["errors"])
-    bar.close()
-    log.info("generated %d traces (%d errors) with %s", counts["rows"], counts["errors"], engine.model_name)
-    if store is not None:
-        return load_traces(store.root)
-    empty = schema.empty_table()
-    return Dataset(pa.concat_tables([empty, *tables])) if tables else Dataset(empty)
+            batches = local_batches(engine, maker, work, schema, batch_size)
+        started = time.perf_counter()
+        bar = tqdm(total=len(work), unit="problem", disable=not show_progress, desc="generate")
+        for table, tokens, done_problems in batches:
+            if store is not None:
+                store.write(table)
+            else:
+                tables.append(table)
+            summary.add(table, tokens)
+            summary.seconds = time.perf_counter() - started
+            bar.update(done_problems)
+            bar.set_postfix(samples=summary.generated, tok_s=f"{summary.tokens_per_s:.0f}",
+                            errors=summary.error_count)
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+    log.info("%s (model %s)", summary, engine.model_name)
+    if store is None:
+        result = Dataset(pa.concat_tables([schema.empty_table(), *tables]))
+    else:
+        result = _own_rows(load_traces(store.root), mine, n)
+    return (result, summary) if return_summary else result
 
 
-def _backend_kwargs(backend: Any, engine_kwargs: dict[str, Any] | None,
-                    chat_template_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+def _backend_kwargs(backend: Any, engine_kwargs: dict[str, Any] | None, chat_template_kwargs: dict[str, Any] | None,
+                    backend_kwargs: dict[str, Any] | None, show_progress: bool) -> dict[str, Any]:
+    """Constructor arguments of a named backend (a ready instance takes none)."""
+    if not isinstance(backend, str):
+        return {}
     if backend == "vllm":
-        return {"engine_kwargs": engine_kwargs, "chat_template_kwargs": chat_template_kwargs}
-    return dict(engine_kwargs or {})
+        return {"engine_kwargs": engine_kwargs, "chat_template_kwargs": chat_template_kwargs,
+                "use_tqdm": show_progress, **(backend_kwargs or {})}
+    own = {"chat_template_kwargs": chat_template_kwargs} if chat_template_kwargs else {}
+    return {**own, **(engine_kwargs or {}), **(backend_kwargs or {})}
 
 
-def _pending(ds: Dataset, n: int, done: set[tuple[str, int]]) -> list[tuple[dict[str, Any], int, list[int]]]:
-    """(problem row, row index, sample indices still to generate) for every unfinished problem."""
-    todo = []
-    for i, row in enumerate(ds):
+def _done_keys(store: ShardStore | None, retry_failed: bool) -> set[tuple[str, int]]:
+    """Keys already written; with `retry_failed`, only those with a row that has no error."""
+    if store is None:
+        return set()
+    keys = store.read_keys()
+    if retry_failed:
+        keys = keys.filter(pc.is_null(keys.column("error")))
+    return set(zip(keys.column("problem_id").to_pylist(), keys.column("sample_index").to_pylist()))
+
+
+def _pending(ds: Dataset, n: int, done: set[tuple[str, int]]) -> list[Work]:
+    """(problem row, sample indices still to generate) for every unfinished problem, in order."""
+    work = []
+    for row in ds:
         missing = [s for s in range(n) if (row["problem_id"], s) not in done]
         if missing:
-            todo.append((row, i, missing))
-    return todo
+            work.append((row, missing))
+    return work
 
 
-def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _own_rows(traces: Dataset, mine: Dataset, n: int) -> Dataset:
+    """The rows of this call (its share of problems, samples < n) out of a whole output folder."""
+    table = traces.select_columns(["problem_id", "sample_index"]).with_format("arrow")[:]
+    keep = pc.and_(pc.is_in(table.column("problem_id"), pa.array(mine["problem_id"], pa.string())),
+                   pc.less(table.column("sample_index"), n))
+    if pc.all(keep).as_py():
+        return traces
+    return traces.select(pc.indices_nonzero(keep).to_pylist())
 
 
-def _trace_rows(row: dict[str, Any], samples: list[int], request: Request, response: Response,
-                model_name: str, trace_format: str) -> list[dict[str, Any]]:
-    """One trace row per requested sample, an error row for each when the request failed."""
-    now = datetime.now(timezone.utc).isoformat()
-    problem_part = {c: row[c] for c in row}
-    sampling = json.dumps({**request.sampling, "n": request.n}, sort_keys=True)
-    rows = []
-    for j, sample_index in enumerate(samples):
-        base = {
-            **problem_part,
-            "trace_id": trace_id(row["problem_id"], sample_index),
-            "sample_index": sample_index,
-            "model": model_name,
-            "prompt": response.prompt_text,
-            "sampling": sampling,
-            "generated_at": now,
-        }
-        if response.error is not None or j >= len(response.completions):
-            error = response.error or f"backend returned {len(response.completions)} of {request.n} samples"
-            rows.append({**base, "completion": "", "reasoning": "", "answer": "", "final_answer": None,
-                         "reasoning_tokens": None, "answer_tokens": None, "finish_reason": None,
-                         "flags": [], "error": error})
-            continue
-        c = response.completions[j]
-        parsed = parse_trace(c.text, format=trace_format, finish_reason=c.finish_reason, reasoning=c.reasoning)
-        reasoning_tokens = _reasoning_tokens(c.reasoning_tokens, c.completion_tokens, parsed.reasoning, parsed.flags)
-        answer_tokens = (c.completion_tokens - reasoning_tokens
-                         if c.completion_tokens is not None and reasoning_tokens is not None else None)
-        rows.append({**base, "completion": c.text if c.reasoning is None else f"<think>{c.reasoning}</think>{c.text}",
-                     "reasoning": parsed.reasoning, "answer": parsed.answer, "final_answer": parsed.final_answer,
-                     "reasoning_tokens": reasoning_tokens, "answer_tokens": answer_tokens,
-                     "finish_reason": c.finish_reason, "flags": list(parsed.flags), "error": None})
-    return rows
-
-
-def _reasoning_tokens(from_backend: int | None, completion_tokens: int | None, reasoning: str,
-                      flags: list[str]) -> int | None:
-    """Reasoning length from the engine's own ids; whole completion when reasoning never closed."""
-    if from_backend is not None:
-        return from_backend
-    if not reasoning:
-        return 0
-    if "unterminated_reasoning" in flags:
-        return completion_tokens
-    return None
-
-
-__all__ = ["generate", "build_messages", "request_seed", "PROBLEM_COLUMNS"]
+__all__ = ["generate", "build_messages", "request_seed", "GenerationSummary", "PROBLEM_COLUMNS"]

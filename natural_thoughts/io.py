@@ -25,6 +25,7 @@ from datasets.table import InMemoryTable
 
 from natural_thoughts import schema
 from natural_thoughts.parse import parse_trace
+from natural_thoughts.shards import MANIFEST, SHARD_GLOB, latest_rows
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +182,12 @@ def _one_split(data: Dataset | DatasetDict, split: str | None, name: str) -> Dat
 
 
 def _read_path(path: Path, split: str | None, on_error: OnError, report: LoadReport) -> _Part:
-    """One file, a saved dataset folder, or a folder of parquet shards (`*.tmp` ignored)."""
+    """One file, a saved dataset folder, or a folder of parquet shards (`*.tmp` ignored; in a
+    generator's folder, one with a manifest, only its `part-*.parquet` shards)."""
     if path.is_dir():
         if any((path / m).exists() for m in SAVED_MARKERS):
             return _Part(_one_split(load_from_disk(str(path)), split, str(path)), path.name)
-        found = path.rglob("*.parquet")
+        found = path.glob(SHARD_GLOB) if (path / MANIFEST).exists() else path.rglob("*.parquet")
         shards = sorted(str(p) for p in found if ".tmp" not in str(p.relative_to(path)))
         if not shards:
             raise FileNotFoundError(f"{path} holds neither a saved dataset nor *.parquet files")
@@ -282,6 +284,13 @@ def _trace(out: dict[str, Any], part: _Part, model: str | None, seen: Counter) -
     return out
 
 
+def _latest(ds: Dataset) -> Dataset:
+    """Generator shards as one row per (problem_id, sample_index), sorted by it: a retried
+    error row is superseded by its new row (`shards.latest_rows`)."""
+    names = [c for c in ("problem_id", "sample_index", "error", "generated_at") if c in ds.column_names]
+    return ds.select(latest_rows(ds.select_columns(names).with_format("arrow")[:]))
+
+
 def _load(
     source: Source,
     kind: str,
@@ -308,7 +317,7 @@ def _load(
     if kind == "traces" and preset is None and columns is None and ours:
         # already our traces: pass through; generator shards get a deterministic order
         ds = concatenate_datasets([p.ds for p in parts]) if len(parts) > 1 else parts[0].ds
-        ds = ds.sort(["problem_id", "sample_index"]) if any(p.shards for p in parts) else ds
+        ds = _latest(ds) if any(p.shards for p in parts) else ds
     else:
         rows: list[dict[str, Any]] = []
         seen: Counter = Counter()
@@ -364,9 +373,10 @@ def load_traces(
     """Traces with `schema.TRACE_COLUMNS` (+ kept columns such as `label.correct`).
 
     Our own traces (a folder of generator shards, a saved dataset, any source with `completion`
-    and `trace_id`) pass through; shard folders are sorted by (problem_id, sample_index). Others
-    are imported (`preset="skythought_eval"`, or `columns=`): each completion is parsed, `model`
-    is `model=`, else a `model` column, else the file stem; token counts stay None.
+    and `trace_id`) pass through; shard folders are sorted by (problem_id, sample_index), one
+    row per key (a retried error row is superseded by its new row). Others are imported
+    (`preset="skythought_eval"`, or `columns=`): each completion is parsed, `model` is `model=`,
+    else a `model` column, else the file stem; token counts stay None.
     """
     ds, report = _load(source, "traces", preset, columns, split, on_error, model)
     return (ds, report) if return_report else ds

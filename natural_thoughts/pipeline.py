@@ -1,157 +1,290 @@
-"""`RunConfig` (pydantic, YAML) and `run()`: load → generate → score → select → export."""
+"""`run(config)`: load → generate → annotate → verify → score → select → export (+ mix + card).
+
+Each stage writes under `output_dir/<stage>/` and is skipped when its output exists with the same
+fingerprint (`stages.Stage`); generation resumes through its own shard manifest, and a change
+upstream re-runs everything after it. Same config and seed → the same exported bytes.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from datasets import Dataset
 
-from .schema import SamplingConfig
+from .config import (
+    AnnotateConfig,
+    CardConfig,
+    ExportConfig,
+    GenerateConfig,
+    MixConfig,
+    ProblemsConfig,
+    RunConfig,
+    ScoreConfig,
+    SelectConfig,
+    TracesConfig,
+    VerifyConfig,
+    as_config,
+)
+from .selectors.base import Selection
+from .stages import (
+    Stage,
+    attach_columns,
+    files_fingerprint,
+    fingerprint,
+    load_selection,
+    save_columns,
+    save_selection,
+)
 
 log = logging.getLogger(__name__)
 
 
-class ProblemsConfig(BaseModel):
-    """Where the question pool comes from."""
+def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> dict[str, Any]:
+    """Run every stage of a config (a `RunConfig`, a dict or a YAML path); returns a summary
+    (counts, paths, which stages ran or were reused), also written to `output_dir/summary.json`.
 
-    model_config = ConfigDict(extra="forbid")
-    source: str
-    preset: str | None = None
-    columns: dict[str, str] | None = None
-    split: str | None = None
-    limit: int | None = None
-
-
-class GenerateConfig(BaseModel):
-    """The teacher and how it samples. `model: tiny` builds the local smoke model."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str
-    backend: str = "vllm"
-    n: int = 1
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    system_prompt: str | None = None
-    prompt_template: str = "{problem}"
-    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
-    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = 512
-
-
-class ScoreConfig(BaseModel):
-    """How reasoning length is counted when the engine did not count it."""
-
-    model_config = ConfigDict(extra="forbid")
-    tokenizer: str | None = None
-    approximate: bool = False
-
-
-class SelectConfig(BaseModel):
-    """A selector spec (a name or {name: params}, resolved through the registry) and its budget."""
-
-    model_config = ConfigDict(extra="forbid")
-    selector: str | dict[str, Any] = "Random"
-    k: int | None = None
-    seed: int = 0
-
-    @field_validator("selector")
-    @classmethod
-    def _known(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        from .selectors import get_selector
-
-        get_selector(value)  # unknown names fail here, listing the known ones
-        return value
-
-
-class ExportConfig(BaseModel):
-    """The training format and file layout of the subset."""
-
-    model_config = ConfigDict(extra="forbid")
-    format: str = "messages"
-    file_format: str = "parquet"
-    system_prompt: str | None = None
-
-
-class RunConfig(BaseModel):
-    """A whole run, as written in YAML. `output_dir` holds every stage's output."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = "run"
-    output_dir: str = "runs/run"
-    problems: ProblemsConfig
-    generate: GenerateConfig
-    score: ScoreConfig = Field(default_factory=ScoreConfig)
-    select: SelectConfig = Field(default_factory=SelectConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> RunConfig:
-        """Read and validate a YAML config; a relative problem source is found beside the file first."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        source = (data.get("problems") or {}).get("source")
-        if isinstance(source, str) and (Path(path).parent / source).exists():
-            data["problems"]["source"] = str(Path(path).parent / source)
-        return cls.model_validate(data)
-
-
-def run(config: RunConfig | dict[str, Any] | str | Path) -> dict[str, Any]:
-    """Run every stage from a config; returns a summary (paths and counts) also written as JSON.
-
-    Generation resumes from its shards, so an interrupted run picks up where it stopped.
+    `engine` is a ready `vllm.LLM` or `Backend` used for generation instead of loading
+    `generate.model`, so a notebook or a test session loads the model once.
     """
-    from .export import export
-    from .generate import generate
-    from .io import load_problems
-    from .scores import add_reasoning_tokens
-    from .selectors import select
+    from .export import prepare_export, upload, write_splits
+    from .mixing import mix
 
-    cfg = _as_config(config)
+    cfg = as_config(config)
     out = Path(cfg.output_dir)
-    problems = load_problems(cfg.problems.source, preset=cfg.problems.preset,
-                             columns=cfg.problems.columns, split=cfg.problems.split)
-    if cfg.problems.limit is not None:
-        problems = problems.select(range(min(cfg.problems.limit, len(problems))))
-    g = cfg.generate
-    model: Any = g.model
-    if g.model == "tiny":
-        from .tinymodel import SMOKE_MODEL_NOTE, build_tiny_model
+    out.mkdir(parents=True, exist_ok=True)
+    stages: dict[str, str] = {}
+    traces, key, n_problems = _input_stage(cfg, out, engine, stages)
+    if cfg.annotate is not None:
+        traces, key = _column_stage("annotate", cfg.annotate.model_dump(), traces, key, out, stages,
+                                    lambda ds: _annotate(ds, cfg.annotate, out, engine))
+    if cfg.verify is not None:
+        traces, key = _column_stage("verify", cfg.verify.model_dump(), traces, key, out, stages,
+                                    lambda ds: _verify(ds, cfg.verify))
+    traces, key = _column_stage("score", cfg.score.model_dump(), traces, key, out, stages,
+                                lambda ds: _score(ds, cfg.score))
+    selection, key = _select_stage(cfg.select, traces, key, out, stages)
 
-        model = str(build_tiny_model(out / "model"))
-        log.warning("using the %s", SMOKE_MODEL_NOTE)
-    traces = generate(problems, model=model, backend=g.backend, n=g.n, sampling=g.sampling,
-                      chat_template_kwargs=g.chat_template_kwargs, system_prompt=g.system_prompt,
-                      prompt_template=g.prompt_template, output_dir=out / "traces",
-                      batch_size=g.batch_size, engine_kwargs=g.engine_kwargs)
-    traces = add_reasoning_tokens(traces, tokenizer=cfg.score.tokenizer or _local_tokenizer(model),
-                                  approximate=cfg.score.approximate)
-    selection = select(traces, cfg.select.selector, k=cfg.select.k, seed=cfg.select.seed)
-    export_dir = out / "export"
-    export(selection, export_dir, format=cfg.export.format, file_format=cfg.export.file_format,
-           system_prompt=cfg.export.system_prompt)
+    folder = out / "export"
+    card_config = _card_config(cfg)
+    stage = Stage(folder, fingerprint("export", key, card_config, _library_version()))
+    if stage.done():
+        stages["export"] = "reused"
+        stats_info = stage.info()["stats"]
+    else:
+        stages["export"] = "ran"
+        stage.begin()
+        subset = selection.subset()
+        if cfg.mix is not None:
+            subset = mix(subset, **cfg.mix.model_dump())
+        e = cfg.export
+        splits, stats = prepare_export(subset, e.format, e.system_prompt, e.think_tags, e.validation_fraction,
+                                       e.seed, e.max_tokens, e.on_overlong, e.tokenizer)
+        stats.files = [p.name for p in write_splits(splits, folder, e.file_format)]
+        if cfg.card.enabled:
+            _write_card(cfg, folder, selection, stats, traces, card_config, out)
+        if e.push_to_hub:
+            upload(folder, e.push_to_hub, e.private)
+        stats_info = stats.to_dict()
+        stage.finish(stats=stats_info)
     summary = {
-        "config": json.loads(cfg.model_dump_json()),
-        "problems": len(problems),
+        "name": cfg.name,
+        "problems": n_problems,
         "traces": len(traces),
-        "errors": sum(e is not None for e in traces["error"]),
+        "errors": sum(e is not None for e in traces["error"]) if "error" in traces.column_names else 0,
         "selected": len(selection),
-        "selection": selection.provenance(),
-        "export_dir": str(export_dir),
+        "exported": stats_info["rows_out"],
+        "splits": stats_info["splits"],
+        "modes": stats_info["modes"],
+        "selection": json.loads(json.dumps(selection.provenance(), default=str)),
+        "export_dir": str(folder),
+        "card": str(folder / "README.md") if (folder / "README.md").exists() else None,
+        "stages": stages,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 
 
-def _local_tokenizer(model: Any) -> str | None:
-    """The model folder, when it is local, so token counts never need the network."""
-    return str(model) if isinstance(model, str) and Path(model).exists() else None
+def _input_stage(cfg: RunConfig, out: Path, engine: Any, stages: dict[str, str]) -> tuple[Dataset, str, int]:
+    """The trace set: generated from `problems` (resumable shards), or loaded from `traces`."""
+    from .generate import generate
+    from .io import load_problems, load_traces
+
+    if cfg.traces is not None:
+        t = cfg.traces
+        traces = load_traces(t.source, preset=t.preset, columns=t.columns, split=t.split, model=t.model)
+        if t.limit is not None:
+            traces = traces.select(range(min(t.limit, len(traces))))
+        stages["traces"] = "loaded"
+        key = fingerprint("traces", t.model_dump(), files_fingerprint(_local_files(t.source)))
+        return traces, key, len(set(traces["problem_id"]))
+    assert cfg.problems is not None and cfg.generate is not None
+    p, g = cfg.problems, cfg.generate
+    problems = load_problems(p.source, preset=p.preset, columns=p.columns, split=p.split)
+    if p.limit is not None:
+        problems = problems.select(range(min(p.limit, len(problems))))
+    model, backend = _teacher(g, out, engine)
+    traces = generate(problems, model=model, backend=backend, n=g.n, sampling=g.sampling,
+                      chat_template_kwargs=g.chat_template_kwargs, system_prompt=g.system_prompt,
+                      prompt_template=g.prompt_template, output_dir=out / "traces",
+                      batch_size=g.batch_size, engine_kwargs=g.engine_kwargs)
+    stages["generate"] = "resumed"
+    root = out / "traces"
+    shards = [Path(f) for f in glob.glob(str(root / "**" / "*.parquet"), recursive=True)]
+    key = fingerprint("generate", (root / "manifest.json").read_text(), files_fingerprint(shards, root))
+    return traces, key, len(problems)
 
 
-def _as_config(config: RunConfig | dict[str, Any] | str | Path) -> RunConfig:
-    if isinstance(config, RunConfig):
-        return config
-    if isinstance(config, dict):
-        return RunConfig.model_validate(config)
-    return RunConfig.from_yaml(config)
+def _teacher(g: GenerateConfig, out: Path, engine: Any) -> tuple[Any, Any]:
+    """(model, backend) for `generate`: a passed engine, the tiny smoke model, or the configured name."""
+    if engine is not None:
+        return (None, engine) if hasattr(engine, "model_name") else (engine, g.backend)
+    if g.model == "tiny":
+        from .tinymodel import SMOKE_MODEL_NOTE, build_tiny_model
+
+        log.warning("using the %s", SMOKE_MODEL_NOTE)
+        return str(build_tiny_model(out / "model")), g.backend
+    return g.model, g.backend
+
+
+def _column_stage(name: str, settings: dict[str, Any], ds: Dataset, upstream: str, out: Path,
+                  stages: dict[str, str], fn: Callable[[Dataset], Dataset]) -> tuple[Dataset, str]:
+    """Run a column-adding stage, or join its stored columns when its fingerprint matches."""
+    stage = Stage(out / name, fingerprint(name, upstream, settings))
+    if stage.done():
+        stages[name] = "reused"
+        return attach_columns(ds, stage.folder, name), stage.key
+    stages[name] = "ran"
+    stage.begin(clear=False)
+    after = fn(ds)
+    cols = save_columns(ds, after, stage.folder, name)
+    stage.finish(columns=cols)
+    return attach_columns(ds, stage.folder, name), stage.key
+
+
+def _select_stage(sel: SelectConfig, ds: Dataset, upstream: str, out: Path,
+                  stages: dict[str, str]) -> tuple[Selection, str]:
+    from .selectors import select
+
+    stage = Stage(out / "select", fingerprint("select", upstream, sel.model_dump()))
+    if stage.done():
+        stages["select"] = "reused"
+        return load_selection(ds, stage.folder), stage.key
+    stages["select"] = "ran"
+    stage.begin()
+    selection = select(ds, sel.selector, k=sel.k, seed=sel.seed)
+    save_selection(selection, stage.folder)
+    stage.finish(selected=len(selection), pool=len(ds))
+    return load_selection(ds, stage.folder), stage.key
+
+
+def _annotate(ds: Dataset, a: AnnotateConfig, out: Path, engine: Any) -> Dataset:
+    """The strategy tagger, then the LLM annotators (on `a.model`, else the run's engine)."""
+    from .annotate import ANNOTATORS, annotate, tag_strategies
+
+    if a.tagger:
+        ds = tag_strategies(ds)
+    if not a.annotators:
+        return ds
+    model: Any = a.model if a.model is not None else engine
+    if model is None:
+        raise ValueError("annotate.annotators need annotate.model (the judge model), or run(config, engine=...)")
+    backend: Any = a.backend
+    if a.model is None and hasattr(engine, "model_name"):
+        model, backend = None, engine
+    annotators: list[Any] = []
+    for spec in a.annotators:
+        if isinstance(spec, str):
+            annotators.append(spec)
+        else:
+            annotators += [ANNOTATORS[name](**(params or {})) for name, params in spec.items()]
+    return annotate(ds, annotators, model=model, backend=backend, sampling=a.sampling,
+                    output_dir=out / "annotate" / "work", batch_size=a.batch_size,
+                    engine_kwargs=a.engine_kwargs, chat_template_kwargs=a.chat_template_kwargs)
+
+
+def _verify(ds: Dataset, v: VerifyConfig) -> Dataset:
+    from .verify import verify
+
+    return verify(ds, judge=v.judge, **v.options)
+
+
+def _score(ds: Dataset, s: ScoreConfig) -> Dataset:
+    from .scores import add_reasoning_tokens
+
+    tokenizer = s.tokenizer
+    if tokenizer is None and "model" in ds.column_names and len(ds):
+        local = [m for m in sorted(set(ds["model"])) if m and Path(m).is_dir()]
+        tokenizer = local[0] if local else None
+    return add_reasoning_tokens(ds, tokenizer=tokenizer, approximate=s.approximate)
+
+
+def _local_files(source: str) -> list[Path]:
+    """The local files behind a source (none for a hub name)."""
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return [p for p in path.rglob("*") if p.is_file()]
+    return [Path(f) for f in glob.glob(source, recursive=True) if Path(f).is_file()]
+
+
+def _display(source: str) -> str:
+    """A local path shown by its name (cards must not depend on where the run happened)."""
+    return Path(source).name if Path(source).exists() else source
+
+
+def _card_config(cfg: RunConfig) -> dict[str, Any]:
+    """The config as the card shows it: no output folder, local sources by name."""
+    data = cfg.model_dump(mode="json", exclude={"output_dir"}, exclude_none=True)
+    for section in ("problems", "traces"):
+        if section in data:
+            data[section]["source"] = _display(data[section]["source"])
+    return data
+
+
+def _write_card(cfg: RunConfig, folder: Path, selection: Selection, stats: Any, pool: Dataset,
+                card_config: dict[str, Any], out: Path) -> None:
+    from .card import write_card
+
+    inputs: list[tuple[str, ProblemsConfig | TracesConfig | None]] = [("problems", cfg.problems), ("traces", cfg.traces)]
+    sources = [{"kind": kind, "source": _display(c.source), "preset": c.preset, "split": c.split, "license": c.license}
+               for kind, c in inputs if c is not None]
+    models: dict[str, Any] = {}
+    notes: list[str] = []
+    if cfg.generate is not None:
+        models["teacher"] = cfg.generate.model
+        models["teacher sampling"] = cfg.generate.sampling.model_dump()
+        if cfg.generate.model == "tiny":
+            from .tinymodel import SMOKE_MODEL_NOTE
+
+            notes.append(f"the teacher is a {SMOKE_MODEL_NOTE}. This dataset only proves the pipeline runs.")
+    elif "model" in pool.column_names:
+        models["teacher"] = ", ".join(sorted({m for m in pool["model"] if m}))
+    if cfg.annotate is not None:
+        if cfg.annotate.tagger:
+            models["strategy labels"] = "heuristic tagger (lexical markers, no model)"
+        if cfg.annotate.annotators:
+            models["LLM annotators"] = cfg.annotate.annotators
+            models["annotation model"] = cfg.annotate.model or "(the run's engine)"
+    if cfg.verify is not None:
+        models["answer judge"] = cfg.verify.judge or "math-verify / normalized strings"
+    manifests = {"generate": out / "traces" / "manifest.json"}
+    for path in sorted((out / "annotate").glob("**/manifest*.json")):
+        manifests[f"annotate/{path.relative_to(out / 'annotate').as_posix()}"] = path
+    write_card(folder, cfg.name, selection, stats, pool=pool, make_figures=cfg.card.figures, config=card_config,
+               sources=sources, models=models, manifests=manifests, notes=notes)
+
+
+def _library_version() -> str:
+    from .card import library_version
+
+    return library_version()
+
+
+__all__ = ["run", "RunConfig", "ProblemsConfig", "TracesConfig", "GenerateConfig", "AnnotateConfig",
+           "VerifyConfig", "ScoreConfig", "SelectConfig", "MixConfig", "ExportConfig", "CardConfig"]

@@ -1,14 +1,20 @@
-"""Answer equivalence: math-verify for math, normalized strings, multiple-choice letters.
+"""Answer checking: math-verify for math, normalized strings, multiple-choice letters, an LLM judge.
 
 `equivalent(a, b)` answers True/False, or None when it cannot decide (a side is missing), so that a
-selector can tell "the answers differ" from "we do not know".
+selector can tell "the answers differ" from "we do not know". `verify(traces)` labels each trace's
+correctness against its reference, picking the method per row from what the reference looks like,
+or by majority vote over a problem's samples when there is no reference.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from typing import Literal
+from typing import Any, Literal
+
+from datasets import Dataset
+
+from .schema import require_columns
 
 Method = Literal["math", "exact", "choice"]
 METHODS: tuple[str, ...] = ("math", "exact", "choice")
@@ -117,3 +123,155 @@ def equivalent(a: str | None, b: str | None, method: Method = "math") -> bool | 
         la, lb = choice_letter(a), choice_letter(b)
         return None if la is None or lb is None else la == lb
     return _math_equal(a, b)
+
+
+FREEFORM_WORDS = 5
+"""A reference with more prose words than this (outside math markup) is free-form text."""
+UNDECIDED_METHODS: tuple[str, ...] = ("no_answer", "no_judge", "no_majority")
+"""`label.correct_method` values of rows left undecided (`label.correct` null), saying why."""
+_CHOICE_REFERENCE = re.compile(r"^\(?([A-J])\)?\.?$")
+_MATH_SEGMENT = re.compile(r"\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]|\\[A-Za-z]+")
+_PROSE_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
+_MATHY = re.compile(r"[\d\\^_=+\-*/<>()\[\]{}|]")
+
+
+def reference_method(reference: str | None) -> str | None:
+    """How a reference answer is best checked, from what it looks like (None when it is blank).
+
+    "choice" for a lone option letter (A–J); "llm" for free-form prose (more than
+    `FREEFORM_WORDS` words outside math markup and no `\\boxed`); "math" for anything with digits,
+    LaTeX or operators; "exact" (normalized strings) for a short plain word or phrase.
+    """
+    text = (reference or "").strip()
+    if normalize_answer(text) is None:
+        return None
+    bare = _TEXT_CMD.sub(r"\1", _unwrap_boxed(text)).strip().strip("$").strip()
+    if _CHOICE_REFERENCE.match(bare):
+        return "choice"
+    prose = _PROSE_WORD.findall(_MATH_SEGMENT.sub(" ", text))
+    if len(prose) > FREEFORM_WORDS and "\\boxed" not in text:
+        return "llm"
+    return "math" if _MATHY.search(bare) else "exact"
+
+
+def resolve_judge(judge: Any) -> Any:
+    """An LLM judge from `verify(judge=...)`: None, an object with `.equivalent(pairs)`, a model
+    name (an `LLMJudge` on the vllm backend) or a dict of `LLMJudge` arguments."""
+    if judge is None or hasattr(judge, "equivalent"):
+        return judge
+    from .annotate.judge import LLMJudge
+
+    if isinstance(judge, str):
+        return LLMJudge(model=judge)
+    if isinstance(judge, dict):
+        return LLMJudge(**judge)
+    raise TypeError(f"judge must be None, a model name, a dict of LLMJudge arguments or an object with "
+                    f".equivalent(pairs); got {type(judge).__name__}")
+
+
+def majority_vote(answers: list[str | None]) -> list[bool | None]:
+    """Self-consistency: whether each answer agrees with the majority answer of its group.
+
+    Answers are grouped by normalized string, then groups are merged by math equivalence. The
+    largest group wins when it has at least two votes and more than any other; otherwise (and for
+    missing answers) the verdict is None.
+    """
+    by_string: dict[str, list[int]] = {}
+    for i, a in enumerate(answers):
+        norm = normalize_answer(a)
+        if norm is not None:
+            by_string.setdefault(norm, []).append(i)
+    clusters: list[tuple[str, list[int]]] = []
+    for members in by_string.values():
+        first = answers[members[0]]
+        for rep, group in clusters:
+            if equivalent(first, rep, "math"):
+                group.extend(members)
+                break
+        else:
+            clusters.append((first, list(members)))  # type: ignore[arg-type]
+    sizes = sorted((len(g) for _, g in clusters), reverse=True)
+    if not sizes or sizes[0] < 2 or (len(sizes) > 1 and sizes[1] == sizes[0]):
+        return [None] * len(answers)
+    winner = set(max(clusters, key=lambda c: len(c[1]))[1])
+    return [None if normalize_answer(a) is None else i in winner for i, a in enumerate(answers)]
+
+
+def verify(traces: Any, judge: Any = None, answer_column: str = "final_answer",
+           reference_column: str = "reference_answer", group_column: str = "problem_id",
+           question_column: str = "problem") -> Dataset:
+    """`traces` with `label.correct` (True / False / None) and `label.correct_method`.
+
+    Each row with a reference is checked by the method its reference calls for
+    (`reference_method`); free-form references go to the LLM `judge` (see `resolve_judge`), or
+    stay undecided ("no_judge") without one. Rows without a reference are judged by majority vote
+    over the samples of their `group_column` ("majority", or "no_majority" when there is no clear
+    majority). A row without a final answer is undecided ("no_answer"), never guessed.
+    """
+    from .io import load_traces
+
+    ds = traces if isinstance(traces, Dataset) else load_traces(traces)
+    require_columns(ds.column_names, [answer_column], "verify")
+    answers = ds[answer_column]
+    refs = ds[reference_column] if reference_column in ds.column_names else [None] * len(ds)
+    methods = [reference_method(r) for r in refs]
+    correct: list[bool | None] = [None] * len(ds)
+    used: list[str] = [""] * len(ds)
+    for i, (a, r, m) in enumerate(zip(answers, refs, methods)):
+        if m is None or m == "llm":
+            continue
+        if normalize_answer(a) is None:
+            used[i] = "no_answer"
+        else:
+            correct[i], used[i] = equivalent(a, r, m), m  # type: ignore[arg-type]
+    _judge_freeform(ds, judge, answers, refs, methods, correct, used, question_column)
+    _vote(ds, answers, methods, correct, used, group_column)
+    for col in ("label.correct", "label.correct_method"):
+        if col in ds.column_names:
+            ds = ds.remove_columns(col)
+    return ds.add_column("label.correct", correct).add_column("label.correct_method", used)
+
+
+def _judge_freeform(ds: Dataset, judge: Any, answers: list[str | None], refs: list[str | None],
+                    methods: list[str | None], correct: list[bool | None], used: list[str],
+                    question_column: str) -> None:
+    """Rows with a free-form reference: asked of the LLM judge in one batch, or left undecided."""
+    rows = [i for i, m in enumerate(methods) if m == "llm"]
+    answered = [i for i in rows if normalize_answer(answers[i]) is not None]
+    for i in set(rows) - set(answered):
+        used[i] = "no_answer"
+    llm = resolve_judge(judge)
+    if llm is None:
+        for i in answered:
+            used[i] = "no_judge"
+        return
+    from .annotate.judge import LLMJudge
+
+    pairs = [(answers[i], refs[i]) for i in answered]
+    if isinstance(llm, LLMJudge) and question_column in ds.column_names:
+        questions = ds[question_column]
+        verdicts = llm.equivalent(pairs, questions=[questions[i] for i in answered])
+    else:
+        verdicts = list(llm.equivalent(pairs))
+    if len(verdicts) != len(pairs):
+        raise ValueError(f"verify: the judge returned {len(verdicts)} verdicts for {len(pairs)} pairs")
+    for i, v in zip(answered, verdicts):
+        correct[i], used[i] = v, "llm"
+
+
+def _vote(ds: Dataset, answers: list[str | None], methods: list[str | None], correct: list[bool | None],
+          used: list[str], group_column: str) -> None:
+    """Rows without a reference: majority vote within their group (self-consistency)."""
+    rows = [i for i, m in enumerate(methods) if m is None]
+    if not rows:
+        return
+    require_columns(ds.column_names, [group_column], "verify (rows without a reference are voted per group, so)")
+    keys = ds[group_column]
+    groups: dict[Any, list[int]] = {}
+    for i in rows:
+        groups.setdefault(keys[i], []).append(i)
+    for members in groups.values():
+        for i, v in zip(members, majority_vote([answers[i] for i in members])):
+            correct[i] = v
+            answered = normalize_answer(answers[i]) is not None
+            used[i] = "no_answer" if not answered else "majority" if v is not None else "no_majority"

@@ -30,6 +30,6 @@ def llm(tiny_model_dir: Path):
     """One real `vllm.LLM` engine on the tiny model for the whole session (loading takes ~50 s)."""
     from vllm import LLM
 
-    engine = LLM(model=str(tiny_model_dir), max_model_len=1024, seed=0)
+    engine = LLM(model=str(tiny_model_dir), max_model_len=2048, seed=0)
     yield engine
     del engine

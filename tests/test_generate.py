@@ -9,7 +9,9 @@ import pytest
 from datasets import Dataset
 
 from natural_thoughts import generate, load_problems, load_traces
+from natural_thoughts.backends.vllm import VLLMBackend
 from natural_thoughts.schema import FLAGS, TRACE_COLUMNS
+from natural_thoughts.shards import shard_of
 
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 48, "seed": 7}
 
@@ -73,3 +75,52 @@ def test_prompt_over_context_becomes_error_row(llm, problems: Dataset) -> None:
     errors = {pid: err for pid, err in zip(traces["problem_id"], traces["error"])}
     assert errors[long[0]["problem_id"]] is not None
     assert all(errors[pid] is None for pid in problems.select(range(2))["problem_id"])
+
+
+def test_prompt_over_context_is_counted_in_the_summary(llm, problems: Dataset) -> None:
+    long = load_problems(Dataset.from_list([{"problem": "word " * 3000}]))
+    mixed = Dataset.from_list(list(problems.select(range(2))) + list(long))
+    traces, summary = generate(mixed, model=llm, n=2, sampling=SAMPLING, show_progress=False, return_summary=True)
+    assert summary.generated == len(traces) == 6 and summary.error_count == 2
+    [kind] = summary.errors
+    assert all(e.startswith(kind) for e in traces["error"] if e is not None)
+    assert summary.truncated == sum("truncated" in f for f in traces["flags"])
+    assert summary.completion_tokens == sum(r["reasoning_tokens"] + r["answer_tokens"] for r in traces if r["error"] is None)
+
+
+def test_vllm_reasoning_parser_splits_like_the_think_parser(llm, problems: Dataset) -> None:
+    sampling = {**SAMPLING, "max_tokens": 200}
+    plain = generate(problems, model=llm, n=4, sampling=sampling, trace_format="think", show_progress=False)
+    parsed = generate(problems, backend=VLLMBackend(llm, reasoning_parser="deepseek_r1", use_tqdm=False), n=4,
+                      sampling=sampling, show_progress=False)
+    compared = closed = 0
+    for a, b in zip(plain, parsed):  # same engine and seeds: the same tokens, split two ways
+        raw = a["completion"]
+        if "<think>" in raw or raw.count("</think>") > 1 or raw.rstrip().endswith("</think>"):
+            continue  # the parsers differ by design on stray markers
+        compared, closed = compared + 1, closed + ("</think>" in raw)
+        assert b["completion"] == "<think>" + raw
+        assert (b["reasoning"], b["answer"], b["flags"]) == (a["reasoning"], a["answer"], a["flags"])
+        assert b["reasoning_tokens"] == a["reasoning_tokens"]
+    assert compared >= 10 and closed >= 1
+
+
+def test_shards_split_the_problems_and_new_run_keeps_the_old_run(llm, problems: Dataset, tmp_path: Path) -> None:
+    out = tmp_path / "traces"
+    common = {"model": llm, "n": 1, "output_dir": out, "show_progress": False, "return_summary": True}
+    first, s0 = generate(problems, sampling=SAMPLING, shard="0/2", **common)
+    second, s1 = generate(problems, sampling=SAMPLING, shard=(1, 2), **common)
+    assert all(shard_of(pid, 2) == 0 for pid in first["problem_id"])
+    assert all(shard_of(pid, 2) == 1 for pid in second["problem_id"])
+    assert s0.problems + s1.problems == len(problems) and s0.shard == "0/2"
+    assert sorted(load_traces(out)["problem_id"]) == sorted(problems["problem_id"])
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["shard-0-of-2", "shard-1-of-2"]
+    shards = {p: p.read_bytes() for p in out.rglob("part-*.parquet")}
+    with pytest.raises(ValueError, match=r"changed: \['sampling'\].*new_run=True"):
+        generate(problems, sampling={**SAMPLING, "seed": 99}, **common)
+    other, summary = generate(problems, sampling={**SAMPLING, "seed": 99}, new_run=True, **common)
+    sibling = Path(summary.output_dir)
+    assert sibling.parent == out.parent and sibling.name.startswith(out.name + "-") and len(other) == len(problems)
+    assert {p: p.read_bytes() for p in out.rglob("part-*.parquet")} == shards  # nothing moved or rewritten
+    again, summary = generate(problems, sampling={**SAMPLING, "seed": 99}, new_run=True, **common)
+    assert summary.output_dir == str(sibling) and summary.generated == 0 and summary.skipped == len(problems)

@@ -1,4 +1,4 @@
-"""verify.equivalent / normalize_answer: unit behaviour, threads, and agreement with a real evaluator."""
+"""verify: equivalence, per-row method choice, majority vote, and agreement with a real evaluator."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from datasets import Dataset
 
+from natural_thoughts.io import load_traces
 from natural_thoughts.parse import extract_final_answer
-from natural_thoughts.verify import choice_letter, equivalent, normalize_answer
+from natural_thoughts.verify import (
+    UNDECIDED_METHODS,
+    choice_letter,
+    equivalent,
+    majority_vote,
+    normalize_answer,
+    reference_method,
+    resolve_judge,
+    verify,
+)
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 
@@ -96,3 +107,93 @@ def test_agrees_with_skythought_evaluator() -> None:
         agree += verdict == bool(row["score"][0])
     assert both >= 100, f"only {both} rows decided: final-answer extraction or verify is failing"
     assert agree / both >= 0.9, f"agreement {agree}/{both}"
+
+
+# --- verify(): the method chosen per row, majority vote, agreement with the file's own scores ---
+
+PROSE = "The function increases on the whole interval because its derivative is positive there"
+
+
+@pytest.mark.parametrize(("reference", "method"), [
+    ("B", "choice"), ("(C)", "choice"), ("\\text{(D)}", "choice"), ("42", "math"), ("\\frac{1}{2}", "math"),
+    ("(3,\\frac{\\pi}{2})", "math"), ("Evelyn", "exact"), ("\\text{Evelyn}", "exact"), (PROSE, "llm"),
+    (f"{PROSE}, so the answer is $\\boxed{{5}}$", "math"), ("x^2 + 1 for every real x", "math"),
+    ("", None), (None, None),
+])
+def test_reference_method(reference: str | None, method: str | None) -> None:
+    assert reference_method(reference) == method
+
+
+@pytest.mark.parametrize(("answers", "verdicts"), [
+    (["1/2", "0.5", "3"], [True, True, False]),
+    (["4", "5"], [None, None]),
+    (["2"], [None]),
+    ([], []),
+    (["x", None, "x"], [True, None, True]),
+    (["7", "7", "8", "8", "8"], [False, False, True, True, True]),
+])
+def test_majority_vote(answers: list[str | None], verdicts: list[bool | None]) -> None:
+    assert majority_vote(answers) == verdicts
+
+
+def test_verify_picks_a_method_per_row() -> None:
+    rows = [
+        ("p1", "0.5", "\\frac{1}{2}", True, "math"),
+        ("p2", "(B)", "B", True, "choice"),
+        ("p3", "evelyn", "\\text{Evelyn}", True, "exact"),
+        ("p3b", "Bob", "\\text{Evelyn}", False, "exact"),
+        ("p4", None, "7", None, "no_answer"),
+        ("p5", "It rises", PROSE, None, "no_judge"),
+        ("p6", "1/2", None, True, "majority"), ("p6", "0.5", None, True, "majority"),
+        ("p6", "3", None, False, "majority"),
+        ("p7", "4", None, None, "no_majority"), ("p7", "5", None, None, "no_majority"),
+        ("p8", None, "", None, "no_answer"), ("p8", "2", "", True, "majority"), ("p8", "2", "", True, "majority"),
+    ]
+    ds = Dataset.from_dict({
+        "problem_id": [r[0] for r in rows], "final_answer": [r[1] for r in rows],
+        "reference_answer": [r[2] for r in rows], "label.correct": [False] * len(rows),
+    })
+    out = verify(ds)
+    assert out["label.correct"] == [r[3] for r in rows]
+    assert out["label.correct_method"] == [r[4] for r in rows]
+    assert out["final_answer"] == ds["final_answer"]  # the input is untouched otherwise
+
+
+def test_verify_names_missing_columns_and_bad_judges() -> None:
+    with pytest.raises(KeyError, match="final_answer"):
+        verify(Dataset.from_dict({"answer": ["1"]}))
+    no_groups = Dataset.from_dict({"final_answer": ["1"], "reference_answer": [None]})
+    with pytest.raises(KeyError, match="problem_id"):
+        verify(no_groups)
+    with pytest.raises(TypeError, match="judge must be"):
+        resolve_judge(5)
+
+
+def verdict_disagreements(expected: list[bool | None], verified: Dataset) -> list[dict]:
+    """The rows where `verify` and another evaluator both decide and differ, printed for inspection."""
+    rows = []
+    for i, (theirs, row) in enumerate(zip(expected, verified)):
+        ours = row["label.correct"]
+        if ours is not None and theirs is not None and ours != theirs:
+            rows.append({"row": i, "ours": ours, "theirs": theirs, "method": row["label.correct_method"],
+                         "final_answer": row["final_answer"], "reference_answer": row["reference_answer"]})
+    for r in rows:
+        print(f"row {r['row']}: ours={r['ours']} theirs={r['theirs']} ({r['method']}) "
+              f"{r['final_answer']!r} vs {r['reference_answer']!r}")
+    return rows
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+def test_verify_agrees_with_the_files_scores() -> None:
+    """`verify` on Sky-T1 MATH-500 traces matches the file's own `score` on >= 95% of decided rows."""
+    ds = load_traces(DATA / "skythought_math500_sky-t1-27b.jsonl", preset="skythought_eval")
+    expected = ds["label.correct"]
+    out = verify(ds)
+    methods = out["label.correct_method"]
+    for verdict, method in zip(out["label.correct"], methods):
+        assert (verdict is None) == (method in UNDECIDED_METHODS), method
+    both = sum(o is not None and e is not None for o, e in zip(out["label.correct"], expected))
+    disagreements = verdict_disagreements(expected, out)
+    assert both >= 200, f"only {both} rows decided: final-answer extraction or verify is failing"
+    assert 1 - len(disagreements) / both >= 0.95, f"{len(disagreements)} of {both} rows disagree"
+    assert {"math", "exact", "choice"} <= set(methods)

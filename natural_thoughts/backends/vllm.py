@@ -63,6 +63,8 @@ class VLLMBackend:
         try:
             outputs = self._chat(requests)
         except Exception as exc:  # one bad request fails the whole vLLM batch
+            if type(exc).__name__ == "EngineDeadError":
+                raise  # not a request's fault: every later row would fail too; resume after a restart
             if len(requests) == 1:
                 return [Response(completions=[], error=f"{type(exc).__name__}: {exc}")]
             mid = len(requests) // 2

@@ -1,0 +1,297 @@
+"""Diversity selectors: uniform over embedding clusters, over reasoning strategies, over a label.
+
+- `ClusterUniform` on questions is NaturalThoughts' semantic diversity; on reasoning text it is
+  embedding-based strategy diversity.
+- `StrategyCount` is NaturalThoughts' rule on annotated strategies (count range + density).
+- `Stratified` is topic-uniform sampling; `Stratified.s1()` is s1's domain-then-length rule.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+
+from ..embed import DEFAULT_MODEL, embed
+from ..schema import REASONING_TOKENS
+from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
+from .random import filter_selection
+
+
+def _group_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Integer group codes per row (groups numbered by first appearance) and the group names."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(str(v), len(index)) for v in values), dtype=np.int64,
+                        count=len(values))
+    return codes, list(index)
+
+
+def _rank_in_group(codes: np.ndarray, priority: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (group, priority), and each row's 0-based rank inside its group."""
+    rows = np.lexsort((priority, codes))
+    sorted_codes = codes[rows]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[rows] = np.arange(len(rows)) - first
+    return rows, rank
+
+
+def _round_robin(codes: np.ndarray, priority: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pick order when visiting groups in one seeded order, round after round, taking each
+    group's next row by `priority` (lower first). Returns (row order, round of each row)."""
+    _, rounds = _rank_in_group(codes, priority)
+    group_rank = rng.permutation(int(codes.max(initial=-1)) + 1)
+    return np.lexsort((group_rank[codes], rounds)), rounds
+
+
+def _uniform_groups(codes: np.ndarray, priority: np.ndarray, k: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The first `k` picks when each pick draws a group uniformly among those not exhausted and
+    takes its next row by `priority`. Returns (row order, round of each row)."""
+    rows, rounds = _rank_in_group(codes, priority)
+    queues = [q[::-1].tolist() for q in np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1)] if len(rows) else []
+    picks = []
+    for u in rng.random(k):
+        j = int(u * len(queues))
+        picks.append(queues[j].pop())
+        if not queues[j]:
+            queues[j] = queues[-1]
+            queues.pop()
+    return np.asarray(picks, dtype=np.int64), rounds
+
+
+def reasoning_lengths(ds: Dataset, words_only: bool = False) -> tuple[np.ndarray, str]:
+    """Reasoning length per row and its unit: `score.reasoning_tokens` when that column is present
+    and filled, else the number of whitespace-separated words of `reasoning`."""
+    if not words_only and REASONING_TOKENS in ds.column_names:
+        tokens = column(ds, REASONING_TOKENS)
+        if all(t is not None for t in tokens):
+            return np.asarray(tokens, dtype=float), "tokens"
+    return np.array([len(r.split()) if r else 0 for r in column(ds, "reasoning", "reasoning length")], float), "words"
+
+
+@register
+class ClusterUniform(Selector):
+    """Embed `on`, cluster with k-means, then sample uniformly across clusters.
+
+    Picks go round-robin over the clusters in a seeded order, taking a random unpicked member of
+    each, until `k` rows (k None: every row, in round-robin order). Each distinct text is embedded
+    and clustered once, so traces sharing a problem count once in the clustering. `fit` learns
+    `centroids_` and `labels_` (for the fitted rows); `select` assigns any dataset's rows to the
+    nearest centroid. Without `fit`, `select` clusters the dataset it is given (nothing stored).
+    KMeans up to 10,000 distinct texts, MiniBatchKMeans above; `n_clusters` is clipped to the
+    number of distinct texts. The model reads at most its max_seq_length (256 word pieces for
+    all-MiniLM-L6-v2), so on long reasoning the clusters reflect how traces open.
+    """
+
+    def __init__(self, on: str = "problem", model: Any = DEFAULT_MODEL, n_clusters: int = 50,
+                 k: int | None = None, seed: int = 0, batch_size: int = 64) -> None:
+        self.on = on
+        self.model = model
+        self.n_clusters = n_clusters
+        self.k = k
+        self.seed = seed
+        self.batch_size = batch_size
+
+    def _embed_distinct(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of the distinct texts of column `on`, and each row's index into them."""
+        texts = column(ds, self.on, "ClusterUniform")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"ClusterUniform: column {self.on!r} row {i} is not text: {t!r:.80}")
+        inverse, distinct = _group_codes(texts)
+        return embed(distinct, model=self.model, batch_size=self.batch_size), inverse
+
+    def fit(self, ds: Dataset) -> ClusterUniform:
+        """Cluster the distinct texts of `on`; sets `centroids_` and `labels_`."""
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        if self.n_clusters < 1:
+            raise ValueError(f"ClusterUniform: n_clusters must be >= 1, got {self.n_clusters}")
+        vectors, inverse = self._embed_distinct(ds)
+        if len(vectors) == 0:
+            self.centroids_, self.labels_ = np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+            return self
+        n_clusters = min(self.n_clusters, len(vectors))
+        if len(vectors) > 10_000:
+            km = MiniBatchKMeans(n_clusters, random_state=self.seed, n_init=3, batch_size=4096)
+        else:
+            km = KMeans(n_clusters, random_state=self.seed, n_init="auto")
+        km.fit(vectors)
+        self.centroids_ = km.cluster_centers_.astype(np.float32)
+        self.labels_ = km.labels_.astype(np.int64)[inverse]
+        return self
+
+    def assign(self, ds: Dataset) -> np.ndarray:
+        """The cluster of each row of `ds` (nearest centroid; clusters `ds` itself if not fitted)."""
+        from sklearn.metrics import pairwise_distances_argmin
+
+        if not hasattr(self, "centroids_"):
+            return type(self)(**self.get_params()).fit(ds).labels_
+        vectors, inverse = self._embed_distinct(ds)
+        if len(vectors) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if len(self.centroids_) == 0:
+            raise ValueError("ClusterUniform was fitted on an empty dataset: it has no clusters to assign to")
+        return pairwise_distances_argmin(vectors, self.centroids_)[inverse].astype(np.int64)
+
+    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
+        """Round-robin over clusters; score 1/round, reason "cluster 7 (round 2)"."""
+        labels = self.assign(ds)
+        rng = np.random.default_rng(resolve_seed(self, seed))
+        order, rounds = _round_robin(labels, rng.random(len(ds)), rng)
+        picks = order[: resolve_k(self, k, len(ds))]
+        reasons = [f"cluster {labels[i]} (round {rounds[i] + 1})" for i in picks]
+        return selection_from_picks(self, ds, picks, 1.0 / (1.0 + rounds[picks]), reasons,
+                                    drop_reason=lambda i: f"cluster {labels[i]}: round {rounds[i] + 1} not reached")
+
+
+def strategy_counts(value: Any, row: int, name: str) -> dict[str, float]:
+    """Occurrences per distinct strategy in one cell: a list of names (each counts 1) or of dicts
+    with a "name"/"strategy" key and an optional "count"/"steps" (a number, or a list counted by
+    its length; 0 = absent). A JSON string of such a list is read too; None is no strategies."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        value = json.loads(value)
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise TypeError(f"StrategyCount: column {name!r} row {row} should be a list, got {value!r:.80}")
+    counts: dict[str, float] = {}
+    for item in value:
+        if isinstance(item, str):
+            key, n = item, 1
+        elif isinstance(item, dict) and (item.get("name") or item.get("strategy")):
+            key = item.get("name") or item.get("strategy")
+            n = item.get("count") if item.get("count") is not None else item.get("steps")
+            n = 1 if n is None else len(n) if isinstance(n, list) else n
+        else:
+            raise TypeError(f"StrategyCount: column {name!r} row {row} has an item that is neither a name "
+                            f"nor a dict with 'name'/'strategy': {item!r:.80}")
+        if n > 0:  # a count of 0 marks the strategy absent
+            counts[str(key)] = counts.get(str(key), 0) + float(n)
+    return counts
+
+
+@register
+class StrategyCount(Selector):
+    """NaturalThoughts' strategy rule: keep traces using between `min` and `max` distinct
+    strategies, and keep low-density ones only with probability `downsample` (seeded).
+
+    Density = strategy occurrences (the sum of the counts; a bare name counts 1) per 1,000
+    reasoning tokens (`score.reasoning_tokens`; without it, per 1,000 words of `reasoning`), or
+    per 1,000 words with `density="per_1k_words"`. Low density means below `min_density`, by
+    default the 25th percentile of the in-range traces' densities. Score: distinct strategies.
+    With `k`, a seeded uniform subsample of the survivors.
+    """
+
+    def __init__(self, min: int = 4, max: int = 8, column: str = "label.strategies",
+                 density: str = "per_1k_tokens", min_density: float | None = None,
+                 downsample: float = 0.5, k: int | None = None, seed: int = 0) -> None:
+        self.min = min
+        self.max = max
+        self.column = column
+        self.density = density
+        self.min_density = min_density
+        self.downsample = downsample
+        self.k = k
+        self.seed = seed
+
+    def _counts(self, ds: Dataset) -> list[dict[str, float]]:
+        return [strategy_counts(v, i, self.column) for i, v in enumerate(column(ds, self.column, "StrategyCount"))]
+
+    def score(self, ds: Dataset) -> np.ndarray:
+        """The number of distinct strategies of each trace."""
+        return np.array([len(c) for c in self._counts(ds)], dtype=float)
+
+    def densities(self, ds: Dataset) -> tuple[np.ndarray, str]:
+        """Strategy occurrences per 1,000 reasoning tokens (or words), and the unit used."""
+        return self._measure(ds)[1:]
+
+    def _measure(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray, str]:
+        """Distinct strategies and density per row, and the density's unit."""
+        if self.density not in ("per_1k_tokens", "per_1k_words"):
+            raise ValueError(f"StrategyCount: density must be 'per_1k_tokens' or 'per_1k_words', got {self.density!r}")
+        counts = self._counts(ds)
+        distinct = np.array([len(c) for c in counts], dtype=float)
+        occurrences = np.array([sum(c.values()) for c in counts], dtype=float)
+        lengths, unit = reasoning_lengths(ds, words_only=self.density == "per_1k_words")
+        return distinct, occurrences / np.maximum(lengths, 1.0) * 1000.0, unit
+
+    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
+        """Filter by distinct count, downsample low density; every dropped row says why."""
+        distinct, density, unit = self._measure(ds)
+        in_range = (distinct >= self.min) & (distinct <= self.max)
+        threshold = self.min_density
+        if threshold is None:
+            threshold = float(np.percentile(density[in_range], 25)) if in_range.any() else 0.0
+        draws = np.random.default_rng(resolve_seed(self, seed)).random(len(ds))
+        low = density < threshold
+        keep = in_range & (~low | (draws < self.downsample))
+        reasons, summaries = [], []
+        for d, x, lo, kept in zip(distinct.tolist(), density.tolist(), low.tolist(), keep.tolist()):
+            what = f"density {x:.2f} per 1k {unit}" + (f" < {threshold:.2f}" if lo else "") if d >= self.min else ""
+            if d < self.min:
+                reasons.append(f"{d:g} distinct strategies < min {self.min}")
+                summaries.append("StrategyCount: too few strategies")
+            elif d > self.max:
+                reasons.append(f"{d:g} distinct strategies > max {self.max}")
+                summaries.append("StrategyCount: too many strategies")
+            elif not kept:
+                reasons.append(f"low density, not sampled ({what})")
+                summaries.append("StrategyCount: low density, not sampled")
+            else:
+                reasons.append(f"{d:g} distinct strategies, {what}" + (", sampled" if lo else ""))
+                summaries.append("")
+        return filter_selection(self, ds, keep, distinct, reasons, summaries, k, seed)
+
+
+@register
+class Stratified(Selector):
+    """Uniform over the values of a label (topic-uniform sampling).
+
+    `order="round_robin"` visits the groups in a seeded order, round after round;
+    `order="random"` draws a group uniformly among those not yet exhausted for every pick.
+    Within a group the next row is random (`then=None`) or, with `then="length"`, drawn with
+    weight 2**-rank where rank 0 is the longest reasoning (`reasoning_lengths`) among the group's
+    rows not yet picked. Rows whose label is empty form the group "None".
+    """
+
+    def __init__(self, by: str = "domain", k: int | None = None, seed: int = 0,
+                 then: str | None = None, order: str = "round_robin") -> None:
+        self.by = by
+        self.k = k
+        self.seed = seed
+        self.then = then
+        self.order = order
+
+    @classmethod
+    def s1(cls, by: str = "domain", k: int | None = 1000, seed: int = 0) -> Stratified:
+        """s1's rule: draw a domain uniformly, then within it a trace with weight 2**-rank by length."""
+        return cls(by=by, k=k, seed=seed, then="length", order="random")
+
+    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
+        """Picks spread evenly over groups; score 1/round, reason names group, round (and length rank)."""
+        if self.then not in (None, "length") or self.order not in ("round_robin", "random"):
+            raise ValueError(f"Stratified: then must be None or 'length' and order 'round_robin' or 'random'; "
+                             f"got then={self.then!r}, order={self.order!r}")
+        codes, names = _group_codes(column(ds, self.by, "Stratified"))
+        rng = np.random.default_rng(resolve_seed(self, seed))
+        gumbel = rng.gumbel(size=len(ds))
+        length_rank = np.zeros(len(ds), dtype=np.int64)
+        if self.then == "length":
+            _, length_rank = _rank_in_group(codes, -reasoning_lengths(ds)[0])
+        # Sorting by -(log weight + Gumbel) = sequential draws with weight 2**-rank, without replacement.
+        priority = -(gumbel - length_rank * np.log(2.0))
+        k = resolve_k(self, k, len(ds))
+        if self.order == "round_robin":
+            picks, rounds = _round_robin(codes, priority, rng)
+        else:
+            picks, rounds = _uniform_groups(codes, priority, k, rng)
+        picks = picks[:k]
+        reasons = [f"{self.by}={names[codes[i]]} (round {rounds[i] + 1}"
+                   + (f", length rank {length_rank[i]})" if self.then == "length" else ")") for i in picks]
+        return selection_from_picks(self, ds, picks, 1.0 / (1.0 + rounds[picks]), reasons,
+                                    drop_reason=lambda i: f"{self.by}={names[codes[i]]}: not drawn within k={k}")
