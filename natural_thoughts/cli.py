@@ -58,7 +58,8 @@ def annotate_command(
     backend: str = typer.Option("vllm", help="vllm or openai."),
     preset: Optional[str] = typer.Option(None, help="A loader preset, e.g. skythought_eval."),
     output_dir: Path = typer.Option(Path("runs/annotate"), help="Shards and manifests (re-running resumes)."),
-    out: Optional[Path] = typer.Option(None, help="The labelled traces (parquet); default OUTPUT_DIR/annotated.parquet."),
+    out: Optional[Path] = typer.Option(None, help="The labelled traces (parquet); "
+                                       "default OUTPUT_DIR/annotated.parquet."),
     max_tokens: int = typer.Option(1024, help="Token cap of each judge reply."),
 ) -> None:
     """Add label.* columns to the traces at PATH with LLM judges and/or the heuristic tagger."""
@@ -81,7 +82,8 @@ def annotate_command(
     target = out or output_dir / "annotated.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(target))
-    errors = {c: sum(v is not None for v in ds[c]) for c in ds.column_names if c.endswith(".error") and c.startswith("label.")}
+    errors = {c: sum(v is not None for v in ds[c]) for c in ds.column_names
+              if c.startswith("label.") and c.endswith(".error")}
     typer.echo(json.dumps({"rows": len(ds), "errors": errors, "output": str(target)}, indent=2))
 
 

@@ -239,7 +239,7 @@ def test_structured_output_through_the_vllm_backend(llm) -> None:
 
 @needs_data
 def test_llm_judge_for_models_disagree_and_verify(llm, traces: Dataset) -> None:
-    judge = LLMJudge(model=llm, sampling=SAMPLING)
+    judge = LLMJudge(model=llm, sampling=SAMPLING, batch_size=BATCH)
     verdicts = judge.equivalent([("1/2", "0.5"), (None, "3"), ("4", " "), ("7", "8")])
     assert len(verdicts) == 4 and verdicts[1] is None and verdicts[2] is None
     assert all(v is None or isinstance(v, bool) for v in verdicts)

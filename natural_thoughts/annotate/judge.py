@@ -15,19 +15,21 @@ class LLMJudge:
     """An LLM answer-equivalence judge: `.equivalent(pairs) -> list[bool | None]`.
 
     Usable as `ModelsDisagree(judge="llm", llm_judge=...)` and as `verify(..., judge=...)`. It asks
-    the `AnswerJudge` prompt through any backend (built on first use); a pair with a missing side,
-    or whose reply never validates, is None (undecided), never a guess.
+    the `AnswerJudge` prompt through any backend (built on first use), `batch_size` pairs per engine
+    call; a pair with a missing side, or whose reply never validates, is None (undecided), never a
+    guess.
     """
 
     def __init__(self, model: Any = None, backend: str | Backend = "vllm", sampling: dict[str, Any] | None = None,
                  annotator: AnswerJudge | None = None, engine_kwargs: dict[str, Any] | None = None,
-                 chat_template_kwargs: dict[str, Any] | None = None) -> None:
+                 chat_template_kwargs: dict[str, Any] | None = None, batch_size: int = 256) -> None:
         self.model = model
         self.backend = backend
         self.sampling = sampling
         self.annotator = annotator or AnswerJudge(report="equivalent")
         self.engine_kwargs = engine_kwargs
         self.chat_template_kwargs = chat_template_kwargs
+        self.batch_size = batch_size
         self._engine: Backend | None = None
 
     @property
@@ -51,8 +53,11 @@ class LLMJudge:
             context = self.annotator.pair_context(a or "", b or "", questions[i])
             asks.append((key, self.annotator.render(context)))
         sampling = {**DEFAULT_SAMPLING, **as_dict(self.sampling)}
+        outcomes: list[Outcome] = []
+        for start in range(0, len(asks), self.batch_size):
+            outcomes += ask(self.annotator, asks[start : start + self.batch_size], self.engine, sampling)
         out: list[Outcome | None] = [None] * len(pairs)
-        for i, outcome in zip(asked, ask(self.annotator, asks, self.engine, sampling)):
+        for i, outcome in zip(asked, outcomes):
             out[i] = outcome
         return out
 

@@ -44,6 +44,7 @@ class VLLMBackend:
             self._llm = model
             self.model_name = str(model.llm_engine.model_config.model)
         self._parser = None
+        self._marker_ids: list[int] | None = None
 
     @property
     def llm(self) -> Any:
@@ -109,7 +110,7 @@ class VLLMBackend:
             completion_tokens=len(out.token_ids),
             finish_reason=out.finish_reason,
             reasoning=reasoning,
-            reasoning_tokens=self._reasoning_tokens(list(out.token_ids)),
+            reasoning_tokens=self._reasoning_tokens(list(out.token_ids), out.text),
         )
 
     @property
@@ -122,14 +123,21 @@ class VLLMBackend:
             self._parser = cls(self.llm.get_tokenizer())
         return self._parser
 
-    def _reasoning_tokens(self, token_ids: list[int]) -> int | None:
-        """Tokens before the reasoning end marker, counted on vLLM's own ids (None: no marker)."""
+    def _reasoning_tokens(self, token_ids: list[int], text: str) -> int | None:
+        """Tokens before the reasoning end marker, counted on vLLM's own ids (None: no marker).
+
+        The marker's id is looked up once (a vocabulary can hold 150k entries); the text is decoded
+        again only when it holds a marker that is not a single token.
+        """
         tokenizer = self.llm.get_tokenizer()
-        vocab = tokenizer.get_vocab()
-        for marker in REASONING_END_MARKERS:
-            marker_id = vocab.get(marker)
-            if marker_id is not None and marker_id in token_ids:
+        if self._marker_ids is None:
+            vocab = tokenizer.get_vocab()
+            self._marker_ids = [vocab[m] for m in REASONING_END_MARKERS if m in vocab]
+        for marker_id in self._marker_ids:
+            if marker_id in token_ids:
                 return token_ids.index(marker_id)
+        if not any(m in text for m in REASONING_END_MARKERS):
+            return None
         text = tokenizer.decode(token_ids)
         marker = next((m for m in REASONING_END_MARKERS if m in text), None)
         if marker is None:
