@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+# A private datasets cache per session: `load_dataset(folder)` keys its cache on the folder's
+# layout, so a shared cache can serve an earlier run's export of the same shape (seen here).
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="nt-hf-datasets-")
+atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)
 
 from pathlib import Path
 
