@@ -94,6 +94,20 @@ def _detect(text: str) -> str:
     return "plain"
 
 
+def format_for_prompt(format: str, prompt: str | None) -> str:
+    """`auto` becomes `think`/`sky` when the rendered prompt already opened the reasoning.
+
+    R1, QwQ and Qwen3 chat templates end the prompt with `<think>`: a completion cut before its
+    `</think>` holds no marker at all, yet it is unterminated reasoning, not plain text.
+    """
+    tail = (prompt or "").rstrip()
+    if format == "auto" and tail.endswith(THINK_OPEN):
+        return "think"
+    if format == "auto" and tail.endswith(SKY_OPEN):
+        return "sky"
+    return format
+
+
 def _brace_pairs(text: str) -> dict[int, int]:
     """Index of each `{` that closes → index of its `}`, in one pass (nesting and `\\{` escapes
     honoured), so that many unclosed groups in a truncated text cost no more than one scan."""

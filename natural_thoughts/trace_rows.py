@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from .backends import Backend, Request, Response
-from .parse import parse_trace
+from .parse import format_for_prompt, parse_trace
 from .schema import trace_id
 
 TRACE_FIELDS: dict[str, pa.DataType] = {
@@ -116,7 +116,8 @@ def trace_rows(row: dict[str, Any], samples: list[int], request: Request, respon
                          "flags": [], "error": error})
             continue
         c = response.completions[j]
-        parsed = parse_trace(c.text, format=trace_format, finish_reason=c.finish_reason, reasoning=c.reasoning)
+        parsed = parse_trace(c.text, format=format_for_prompt(trace_format, response.prompt_text),
+                             finish_reason=c.finish_reason, reasoning=c.reasoning)
         reasoning_tokens = _reasoning_tokens(c.reasoning_tokens, c.completion_tokens, parsed.reasoning, parsed.flags)
         answer_tokens = (c.completion_tokens - reasoning_tokens
                          if c.completion_tokens is not None and reasoning_tokens is not None else None)

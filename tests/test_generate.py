@@ -39,6 +39,10 @@ def test_generate_n2_takes_counts_and_seeds_from_vllm(llm, problems: Dataset) ->
         sampling = json.loads(row["sampling"])
         assert sampling["n"] == 2 and isinstance(sampling["seed"], int)
         assert row["prompt"].endswith("<think>\n")  # rendered by the model's own chat template
+        if "</think>" not in row["completion"] and row["completion"].strip():
+            # the template opened the reasoning and the model never closed it
+            assert "unterminated_reasoning" in row["flags"] and row["reasoning"]
+            assert row["reasoning_tokens"] == total and row["answer_tokens"] == 0
     seeds = {json.loads(s)["seed"] for s in traces["sampling"]}
     assert len(seeds) == len(problems)  # one seed per request, different across problems
 

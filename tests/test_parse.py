@@ -242,3 +242,14 @@ def test_gsm8k_reference_answers() -> None:
         p = parse_trace(solution)
         assert p.format == "plain" and p.flags == []
         assert p.final_answer == solution.rsplit("####", 1)[1].strip()
+
+
+def test_prompt_that_opened_the_reasoning_makes_auto_read_think() -> None:
+    from natural_thoughts.parse import format_for_prompt
+
+    assert format_for_prompt("auto", "<|im_start|>assistant\n<think>\n") == "think"
+    assert format_for_prompt("auto", "<|im_start|>assistant\n") == "auto"
+    assert format_for_prompt("plain", "...<think>\n") == "plain"
+    cut = parse_trace("step one, step two", format=format_for_prompt("auto", "<think>\n"), finish_reason="length")
+    assert cut.reasoning == "step one, step two" and cut.answer == ""
+    assert {"unterminated_reasoning", "truncated"} <= set(cut.flags)
