@@ -121,11 +121,3 @@ def mix(
     if texts is not None:
         out = out.add_column(INSTRUCTION_COLUMN, [texts.get(m) for m in modes])
     return out
-
-
-def mix_summary(ds: Dataset) -> dict[str, Any]:
-    """Counts and shares of each mode (for the card)."""
-    modes = modes_of(ds)
-    counts = {m: modes.count(m) for m in (SYSTEM1, SYSTEM2)}
-    total = max(len(modes), 1)
-    return {"counts": counts, "share": {m: round(c / total, 4) for m, c in counts.items()}}
