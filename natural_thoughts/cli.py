@@ -1,18 +1,88 @@
-"""The `natural-thoughts` command."""
+"""The `natural-thoughts` command.
+
+Quiet by default: warnings only, one progress bar per long stage, an error as one line (its
+traceback with `--debug`); `--verbose` shows the INFO logs of the library and of vLLM. Ctrl-C
+stops with exit code 130 and says how to resume.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, NoReturn, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="Curate reasoning-trace data for SFT: generate, label, score, select, export.",
+INTERRUPTED = 130
+"""The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+class _Commands(TyperGroup):
+    """Runs a command; any failure becomes one short message (exit 1), Ctrl-C exit 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("interrupted; run the same command again to resume", err=True)
+            raise typer.Exit(INTERRUPTED) from None
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(f"error: {_one_line(exc)} (--debug shows the traceback)", err=True)
+            raise typer.Exit(1) from None
+
+
+def _one_line(exc: Exception) -> str:
+    """An error as one line: a validation error as `field: problem` per field."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split())
+
+
+app = typer.Typer(cls=_Commands, help="Curate reasoning-trace data for SFT: generate, label, score, select, export.",
                   no_args_is_help=True, add_completion=False)
 
 DEMO_CONFIG = Path(__file__).parent / "data" / "demo.yaml"
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show INFO logs of the library and of vLLM."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+) -> None:
+    """Options before the command apply to every command."""
+    level = logging.INFO if verbose or debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    # vLLM's engine runs in child processes: environment variables reach them, logging settings do not.
+    os.environ["VLLM_LOGGING_LEVEL"] = "INFO" if verbose else os.environ.get("VLLM_LOGGING_LEVEL", "ERROR")
+    if not verbose:
+        logging.getLogger("vllm").setLevel(logging.ERROR)  # its import-time warnings in this process
+        # Other libraries' progress bars off (datasets' maps and saves, model writes); the stages'
+        # own bars pass `disable` explicitly, so each long stage keeps its one bar.
+        for name in ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+            os.environ.setdefault(name, "1")  # for child processes; this one may have read them already:
+        import datasets
+        import huggingface_hub.utils
+
+        datasets.disable_progress_bars()
+        huggingface_hub.utils.disable_progress_bars()  # transformers reads it when imported
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning,"
+                              "ignore::UserWarning:multiprocessing.resource_tracker")
 
 
 @app.command()
@@ -20,7 +90,6 @@ def run(config: Path = typer.Argument(..., exists=True, dir_okay=False, help="A 
     """Run every stage of CONFIG (resumable: re-running continues where it stopped)."""
     from .pipeline import run as run_pipeline
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     summary = run_pipeline(config)
     _print_summary(summary)
 
@@ -30,7 +99,6 @@ def demo(output_dir: Path = typer.Option(Path("runs/demo"), help="Where the demo
     """Run the embedded default offline: shipped questions, a tiny random teacher, real vLLM."""
     from .pipeline import RunConfig, run as run_pipeline
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = RunConfig.from_yaml(DEMO_CONFIG).model_copy(update={"output_dir": str(output_dir)})
     typer.echo(f"demo config: {DEMO_CONFIG}")
     _print_summary(run_pipeline(cfg))
@@ -72,7 +140,6 @@ def annotate_command(
     judges = [a for a in annotator if a != "tagger"]
     if judges and model is None:
         raise typer.BadParameter(f"the LLM annotators {judges} need --model")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ds = load_traces(path, preset=preset)
     if judges:
         ds = annotate(ds, judges, model=model, backend=backend, output_dir=output_dir,
@@ -130,11 +197,14 @@ def generate_command(
     executor_kwargs: Optional[str] = typer.Option(None, help='ray: JSON, e.g. \'{"concurrency": 8, "num_gpus": 1}\'.'),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Generate traces for PROBLEMS into OUTPUT_DIR (resumable, shardable, errors kept as rows)."""
+    """Generate traces for PROBLEMS into OUTPUT_DIR (resumable, shardable, errors kept as rows).
+
+    Exits 1 when the engine cannot start or keeps dying, or when every trace is an error; 130 on Ctrl-C.
+    """
+    from .backends import EngineDiedError
     from .generate import generate
     from .io import load_problems
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ds = load_problems(problems, preset=preset)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
@@ -142,16 +212,24 @@ def generate_command(
         extra = {"base_url": base_url, "api_key_env": api_key_env, "max_concurrency": max_concurrency}
     else:
         extra = {"reasoning_parser": reasoning_parser} if reasoning_parser else {}
-    _, summary = generate(
-        ds, model=model, backend=backend, n=n, output_dir=output_dir, batch_size=batch_size,
-        sampling={"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed},
-        system_prompt=system_prompt, prompt_template=prompt_template, extend=extend, new_run=new_run,
-        chat_template_kwargs=_json_option(chat_template_kwargs, "--chat-template-kwargs"),
-        engine_kwargs=_json_option(engine_kwargs, "--engine-kwargs"), backend_kwargs=extra, shard=shard,
-        retry_failed=retry_failed, executor=executor,
-        executor_kwargs=_json_option(executor_kwargs, "--executor-kwargs"), return_summary=True,
-    )
+    try:
+        _, summary = generate(
+            ds, model=model, backend=backend, n=n, output_dir=output_dir, batch_size=batch_size,
+            sampling={"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed},
+            system_prompt=system_prompt, prompt_template=prompt_template, extend=extend, new_run=new_run,
+            chat_template_kwargs=_json_option(chat_template_kwargs, "--chat-template-kwargs"),
+            engine_kwargs=_json_option(engine_kwargs, "--engine-kwargs"), backend_kwargs=extra, shard=shard,
+            retry_failed=retry_failed, executor=executor,
+            executor_kwargs=_json_option(executor_kwargs, "--executor-kwargs"), return_summary=True,
+        )
+    except KeyboardInterrupt:
+        _stop("interrupted", output_dir, INTERRUPTED)
+    except EngineDiedError as exc:
+        _stop(str(exc), output_dir, 1)
     typer.echo(json.dumps(summary.to_dict(), indent=2) if as_json else str(summary))
+    if summary.all_failed:
+        typer.echo("error: every trace is an error (see the kinds above); nothing usable was generated", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("status")
@@ -193,6 +271,20 @@ def _json_option(text: Optional[str], name: str) -> Optional[dict]:
     if not isinstance(value, dict):
         raise typer.BadParameter(f"{name} must be a JSON object, got {text!r}")
     return value
+
+
+def _stop(reason: str, output_dir: Path, code: int) -> NoReturn:
+    """Say why generation stopped, how far it got and the command that resumes it; exit with `code`."""
+    from .runs import run_status
+
+    try:
+        status = run_status(output_dir)
+        got = f"{status.done} of {status.expected} traces are written in {output_dir}"
+    except FileNotFoundError:
+        got = f"nothing was written to {output_dir}"
+    typer.echo(f"{reason}: {got} (every finished shard is kept)", err=True)
+    typer.echo(f"resume with: {shlex.join(['natural-thoughts', *sys.argv[1:]])}", err=True)
+    raise typer.Exit(code)
 
 
 def _print_summary(summary: dict) -> None:

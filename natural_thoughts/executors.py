@@ -7,15 +7,20 @@ which executor made a shard.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
-from .backends import Backend, get_backend
+from .backends import Backend, EngineDiedError, get_backend, restart
 from .trace_rows import RowMaker, Work
 
+log = logging.getLogger(__name__)
+
 EXECUTORS = ("local", "ray")
+ENGINE_RESTARTS = 2
+"""How many times a dead engine is rebuilt for one batch before the run stops."""
 SAMPLES = "__samples"
 TOKENS = "__completion_tokens"
 Batch = tuple[pa.Table, int, int]
@@ -24,10 +29,25 @@ Batch = tuple[pa.Table, int, int]
 
 def local_batches(engine: Backend, maker: RowMaker, work: list[Work], schema: pa.Schema,
                   batch_size: int) -> Iterator[Batch]:
-    """Run `work` in batches of `batch_size` problems, one backend call per batch."""
+    """Run `work` in batches of `batch_size` problems, one backend call per batch.
+
+    An engine that dies is rebuilt and its batch run again, up to `ENGINE_RESTARTS` times per
+    batch; then `EngineDiedError` stops the run (every batch written so far is kept).
+    """
     for start in range(0, len(work), batch_size):
         batch = work[start : start + batch_size]
-        table, tokens = maker.run(engine, batch, schema)
+        for attempt in range(ENGINE_RESTARTS + 1):
+            try:
+                table, tokens = maker.run(engine, batch, schema)
+                break
+            except EngineDiedError as exc:
+                if attempt == ENGINE_RESTARTS:
+                    raise EngineDiedError(f"{exc}. It died {attempt + 1} times on the same batch, so the run "
+                                          "stops") from exc
+                log.warning("%s; rebuilding it (restart %d of %d)", exc, attempt + 1, ENGINE_RESTARTS)
+                if not restart(engine):
+                    raise EngineDiedError(f"{exc}. It was passed in ready-made, so it cannot be rebuilt "
+                                          "here: start a new one") from exc
         yield table, tokens, len(batch)
 
 

@@ -2,7 +2,9 @@
 
 A run is identified by its fingerprint (model, sampling, prompt, n, problem set); its rows are
 keyed by (problem_id, sample_index). Calling `generate` again with the same arguments generates
-only the keys not yet written, so a killed job is simply started again. See docs/scaling.md.
+only the keys not yet written, so a killed or interrupted job is simply started again. The engine
+starts before any request is taken (a start failure writes nothing), a dead engine is rebuilt a
+few times, and an engine built here is shut down on every way out. See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import pyarrow.compute as pc
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .backends import Backend, get_backend
+from .backends import Backend, EngineStartError, close, get_backend, start
 from .executors import EXECUTORS, local_batches, ray_batches
-from .schema import PROBLEM_COLUMNS, SamplingConfig, as_dict, require_columns
+from .schema import PROBLEM_COLUMNS, SamplingConfig, as_dict, require_columns, require_unique_ids
 from .shards import ShardStore, parse_shard, run_folder, shard_name, shard_of
-from .trace_rows import GenerationSummary, RowMaker, Work, build_messages, request_seed, trace_schema
+from .trace_rows import (GenerationSummary, RowMaker, Work, build_messages, check_prompt_template, request_seed,
+                         trace_schema)
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +75,28 @@ def generate(
     `shard-i-of-N/`, so N jobs can fill one folder. `retry_failed=True` generates the error rows
     again; the new rows supersede them when read. `executor="ray"` runs batches on Ray Data actors
     (`executor_kwargs`: concurrency, num_gpus, num_cpus, ray_init). With `return_summary`, a
-    `GenerationSummary` (counts, errors by kind, tokens/s) is returned too; it is always logged.
+    `GenerationSummary` (counts, errors by kind, tokens/s, errors among the rows returned) is
+    returned too; it is always logged.
+
+    `sampling`, `n`, `batch_size` and `prompt_template` (`{problem}`, or jinja `{{ problem }}` rendered
+    in a sandbox) are checked before anything is written. The engine starts before any request is
+    taken: a start failure raises `EngineStartError` and writes nothing; a dead engine is rebuilt
+    (see `executors.local_batches`) or `EngineDiedError` stops the run, whose written shards are kept.
+    An engine built here is shut down when the call ends, however it ends (Ctrl-C included).
     """
     from .io import load_problems, load_traces
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; known executors: {list(EXECUTORS)}")
+    for name, value in (("n", n), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    sampling_dict = SamplingConfig.model_validate(as_dict(sampling)).model_dump()  # before any engine starts
+    check_prompt_template(prompt_template)
     ds = problems if isinstance(problems, Dataset) and "problem_id" in problems.column_names else load_problems(problems)
     require_columns(ds.column_names, ["problem_id", "problem"], "the problems")
-    sampling_dict = {**SamplingConfig().model_dump(), **as_dict(sampling)}
-    kwargs = _backend_kwargs(backend, engine_kwargs, chat_template_kwargs, backend_kwargs, show_progress)
+    require_unique_ids(ds.with_format("arrow")["problem_id"].to_pylist(), "the problems")
+    kwargs = _backend_kwargs(backend, engine_kwargs, chat_template_kwargs, backend_kwargs)
     engine = get_backend(backend, model, **kwargs)
     fingerprint = {
         "model": engine.model_name,
@@ -103,52 +118,71 @@ def generate(
         if root != Path(output_dir):
             log.warning("%s holds another run; new_run=True writes this one to %s", output_dir, root)
         store = ShardStore(root, shard_name(index, count))
-        info = {"source": str(problems)} if isinstance(problems, (str, Path)) else None
-        store.check_manifest(fingerprint, extend_keys=("n",) if extend else (), info=info)
-        store.save_problem_ids(ds["problem_id"])
         summary.output_dir = str(root)
 
     schema = trace_schema(ds.features.arrow_schema)
     maker = RowMaker(sampling_dict, prompt_template, system_prompt, trace_format)
     tables: list[pa.Table] = []
-    with store.lock() if store is not None else contextlib.nullcontext():
-        work = _pending(mine, n, _done_keys(store, retry_failed))
-        summary.skipped = summary.requested - sum(len(s) for _, s in work)
-        if executor == "ray" and work:
-            batches = ray_batches(backend, model, kwargs, maker, work, ds.features.arrow_schema, schema,
-                                  batch_size, **(executor_kwargs or {}))
-        else:
-            batches = local_batches(engine, maker, work, schema, batch_size)
-        started = time.perf_counter()
-        bar = tqdm(total=len(work), unit="problem", disable=not show_progress, desc="generate")
-        for table, tokens, done_problems in batches:
-            if store is not None:
-                store.write(table)
+    created = False
+    if store is not None:  # checked (and written) under the run folder's lock, before any engine starts
+        info = {"source": str(problems)} if isinstance(problems, (str, Path)) else None
+        created = store.open_run(fingerprint, ds["problem_id"], extend_keys=("n",) if extend else (), info=info)
+    try:
+        with store.lock() if store is not None else contextlib.nullcontext():
+            work = _pending(mine, n, _done_keys(store, retry_failed))
+            summary.skipped = summary.requested - sum(len(s) for _, s in work)
+            if executor == "ray" and work:
+                batches = ray_batches(backend, model, kwargs, maker, work, ds.features.arrow_schema, schema,
+                                      batch_size, **(executor_kwargs or {}))
             else:
-                tables.append(table)
-            summary.add(table, tokens)
+                if work:
+                    _start(engine, store if created else None)
+                batches = local_batches(engine, maker, work, schema, batch_size)
+            started = time.perf_counter()
+            bar = tqdm(total=len(work), unit="problem", disable=not show_progress or not work, desc="generate")
+            for table, tokens, done_problems in batches:
+                if store is not None:
+                    store.write(table)
+                else:
+                    tables.append(table)
+                summary.add(table, tokens)
+                summary.seconds = time.perf_counter() - started
+                bar.update(done_problems)
+                bar.set_postfix(samples=summary.generated, tok_s=f"{summary.tokens_per_s:.0f}",
+                                errors=summary.error_count)
+            bar.close()
             summary.seconds = time.perf_counter() - started
-            bar.update(done_problems)
-            bar.set_postfix(samples=summary.generated, tok_s=f"{summary.tokens_per_s:.0f}",
-                            errors=summary.error_count)
-        bar.close()
-        summary.seconds = time.perf_counter() - started
-    log.info("%s (model %s)", summary, engine.model_name)
+    finally:
+        if isinstance(backend, str):
+            close(engine)  # built here: its processes and shared memory go with this call
     if store is None:
         result = Dataset(pa.concat_tables([schema.empty_table(), *tables]))
     else:
         result = _own_rows(load_traces(store.root), mine, n)
+    summary.count_result(result["error"])
+    log.info("%s (model %s)", summary, engine.model_name)
     return (result, summary) if return_summary else result
 
 
+def _start(engine: Backend, new_run: ShardStore | None) -> None:
+    """Start the engine before any request is taken; on failure, undo a run folder this call created."""
+    try:
+        start(engine)
+    except EngineStartError:
+        if new_run is not None:
+            new_run.discard_empty_run()
+        raise
+
+
 def _backend_kwargs(backend: Any, engine_kwargs: dict[str, Any] | None, chat_template_kwargs: dict[str, Any] | None,
-                    backend_kwargs: dict[str, Any] | None, show_progress: bool) -> dict[str, Any]:
-    """Constructor arguments of a named backend (a ready instance takes none)."""
+                    backend_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Constructor arguments of a named backend (a ready instance takes none). vLLM's own progress
+    bar is off: `generate` shows one bar for the whole stage."""
     if not isinstance(backend, str):
         return {}
     if backend == "vllm":
         return {"engine_kwargs": engine_kwargs, "chat_template_kwargs": chat_template_kwargs,
-                "use_tqdm": show_progress, **(backend_kwargs or {})}
+                "use_tqdm": False, **(backend_kwargs or {})}
     own = {"chat_template_kwargs": chat_template_kwargs} if chat_template_kwargs else {}
     return {**own, **(engine_kwargs or {}), **(backend_kwargs or {})}
 

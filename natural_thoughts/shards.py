@@ -3,8 +3,10 @@
 Each batch becomes one shard written to a unique temporary name, fsynced and renamed into place, so
 a reader sees whole shards or nothing and a process killed at any instant (SIGKILL included) leaves
 at most a `*.tmp` file that nothing reads. The manifest records the run's fingerprint; a resumed
-run with another fingerprint is refused rather than mixed in. A job that runs share `i` of `N`
-writes into its own folder `shard-i-of-N`, holding a lock there so two jobs never write the same one.
+run with another fingerprint is refused rather than mixed in: the manifest is checked and written
+under the folder's lock, so of two jobs with different configurations started together on a fresh
+folder exactly one is refused. A job that runs share `i` of `N` writes into its own folder
+`shard-i-of-N`, holding a lock there so two jobs never write the same one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ PROBLEM_IDS = "problem_ids.parquet"
 """The ids of the whole problem set of a run, so `status` can say what is missing."""
 SHARD_GLOB = "**/part-*.parquet"
 LOCK = ".lock"
+"""A share folder's lock (held by its writer for the whole run) and the run folder's (held briefly
+while the manifest is checked or written)."""
 
 
 def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
@@ -122,10 +126,8 @@ class ShardStore:
         return pa.concat_tables(pq.read_table(f, columns=list(columns)) for f in files)
 
     def write(self, table: pa.Table) -> Path:
-        """Write one shard atomically and return its path (stale `*.tmp` of a killed run are removed)."""
+        """Write one shard atomically and return its path (its writer holds `lock()`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob("*.tmp"):
-            stale.unlink()
         existing = sorted(self.dir.glob("part-*.parquet"))
         seq = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
         path = self.dir / f"part-{seq:06d}.parquet"
@@ -139,20 +141,16 @@ class ShardStore:
         """Hold this share's folder for one writer; a second job on the same share is refused.
 
         The lock is an `flock`, so the kernel releases it when its process dies (even by SIGKILL).
+        Temporary files a killed writer left in the share are removed once the lock is held.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / LOCK, "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
+        with _flock(self.dir, blocking=False) as held:
+            if not held:
                 raise RuntimeError(
                     f"another process is writing {self.dir} (its lock is held); give each job its own "
                     "shard ('i/N') or wait for the other one to finish"
-                ) from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                )
+            _remove_temp(self.dir)
+            yield
 
     def manifest(self) -> dict[str, Any] | None:
         """The saved manifest, or None for a folder that holds no run yet."""
@@ -161,12 +159,36 @@ class ShardStore:
 
     def check_manifest(self, fingerprint: dict[str, Any], extend_keys: tuple[str, ...] = (),
                        info: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Create the manifest, or check a resumed run against it.
+        """Create the manifest, or check a resumed run against it, under the run folder's lock.
 
         Keys in `extend_keys` may differ (e.g. `n` when extending a run); any other difference is
         refused with the changed keys named. `info` (e.g. the problem source) is recorded beside
         the fingerprint but never compared.
         """
+        with _flock(self.root, blocking=True):
+            return self._check_manifest(fingerprint, extend_keys, info)
+
+    def open_run(self, fingerprint: dict[str, Any], problem_ids: list[str], extend_keys: tuple[str, ...] = (),
+                 info: dict[str, Any] | None = None) -> bool:
+        """`check_manifest` and record the problem ids, under the run folder's lock; True when this
+        call created the run (so `discard_empty_run` may undo it). Stale temporary files are removed."""
+        with _flock(self.root, blocking=True):
+            _remove_temp(self.root)
+            created = self.manifest() is None
+            self._check_manifest(fingerprint, extend_keys, info)
+            self.save_problem_ids(problem_ids)
+            return created
+
+    def discard_empty_run(self) -> None:
+        """Remove the manifest and problem ids of a run that holds no shard (its engine never started),
+        so the corrected call is not refused as another configuration."""
+        with _flock(self.root, blocking=True):
+            if not self.shard_files():
+                for name in (MANIFEST, PROBLEM_IDS):
+                    (self.root / name).unlink(missing_ok=True)
+
+    def _check_manifest(self, fingerprint: dict[str, Any], extend_keys: tuple[str, ...],
+                        info: dict[str, Any] | None) -> dict[str, Any]:
         saved = self.manifest()
         if saved is not None:
             old = saved["fingerprint"]
@@ -200,6 +222,29 @@ class ShardStore:
         """The run's problem ids, when recorded."""
         path = self.root / PROBLEM_IDS
         return pq.read_table(path).column("problem_id").to_pylist() if path.exists() else None
+
+
+@contextlib.contextmanager
+def _flock(folder: Path, blocking: bool) -> Iterator[bool]:
+    """Hold `folder/.lock` (an `flock`, released by the kernel when its process dies); yields
+    whether it is held (always, when `blocking`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_temp(folder: Path) -> None:
+    """Remove the `*.tmp` files a killed writer left in `folder` (call it with the folder's lock held)."""
+    for stale in folder.glob("*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def run_folder(root: str | Path, fingerprint: dict[str, Any]) -> Path:

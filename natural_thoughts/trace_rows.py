@@ -2,11 +2,12 @@
 
 Kept apart from the orchestration in `generate.py` so a Ray actor can import it without the rest,
 and so the row layout (one row per sample, an error row for each sample of a failed request) lives
-in one place. `GenerationSummary` counts what one `generate` call did.
+in one place. `GenerationSummary` counts what one `generate` call did and what its problems hold.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -56,8 +57,37 @@ def request_seed(seed: int, pid: str, first_sample: int) -> int:
 def build_messages(problem: str, prompt_template: str, system_prompt: str | None) -> list[dict[str, str]]:
     """The chat messages for one problem."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt_template.format(problem=problem)})
+    messages.append({"role": "user", "content": render_prompt(prompt_template, problem)})
     return messages
+
+
+def render_prompt(template: str, problem: str) -> str:
+    """The user message. A template with `{{` or `{%` is jinja, rendered in a sandbox (`{{ problem }}`);
+    otherwise `{problem}` is replaced as text, so any other brace stays as it is."""
+    if "{{" in template or "{%" in template:
+        return _jinja(template).render(problem=problem)
+    return template.replace("{problem}", problem)
+
+
+def check_prompt_template(template: str) -> None:
+    """Refuse a template that cannot render, or that leaves the problem out, before anything runs."""
+    try:
+        probe = render_prompt(template, "\x00problem\x00")
+    except Exception as exc:  # jinja's syntax, undefined-name and sandbox errors
+        raise ValueError(f"prompt_template cannot be rendered ({type(exc).__name__}: {exc}); write "
+                         "{problem} or {{ problem }} where the problem goes") from exc
+    if "\x00problem\x00" not in probe:
+        raise ValueError(f"prompt_template {template!r} never places the problem: write {{problem}} or "
+                         "{{ problem }} where it goes")
+
+
+@functools.lru_cache(maxsize=32)
+def _jinja(template: str) -> Any:
+    """A compiled sandboxed template; an unknown name is an error, not an empty string."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True).from_string(template)
 
 
 @dataclass(frozen=True)
@@ -160,24 +190,28 @@ def error_kind(error: str) -> str:
 
 @dataclass
 class GenerationSummary:
-    """What one `generate` call did: counted over the rows it wrote, not the whole folder."""
+    """What one `generate` call did (the rows it wrote), and what its problems hold now (new and reused)."""
 
     problems: int = 0
     """Problems in this call's share."""
     requested: int = 0
     """(problem, sample) pairs asked for: problems × n."""
     skipped: int = 0
-    """Pairs already written by an earlier run (resumed), not generated again."""
+    """Pairs already written by an earlier run (reused), not generated again."""
     generated: int = 0
     """Rows written by this call, error rows included."""
     errors: dict[str, int] = field(default_factory=dict)
-    """Error rows by kind (the exception name at the start of the message)."""
+    """Error rows written by this call, by kind (the exception name at the start of the message)."""
     truncated: int = 0
     """Traces cut at max_tokens (kept, flagged `truncated`)."""
     completion_tokens: int = 0
     seconds: float = 0.0
     output_dir: str | None = None
     shard: str | None = None
+    traces: int = 0
+    """Rows of this call's problems after it: this call's and those reused from the folder."""
+    failed: int = 0
+    """Of `traces`, the rows that are errors (reused error rows included: `retry_failed` redoes them)."""
 
     def add(self, table: pa.Table, tokens: int) -> None:
         """Count one written batch."""
@@ -187,10 +221,25 @@ class GenerationSummary:
         self.errors = dict(Counter(self.errors) + kinds)
         self.truncated += sum("truncated" in (f or []) for f in table.column("flags").to_pylist())
 
+    def count_result(self, errors: list[str | None]) -> None:
+        """Count the rows returned for this call's problems (the `error` column of the result)."""
+        self.traces = len(errors)
+        self.failed = sum(e is not None for e in errors)
+
     @property
     def error_count(self) -> int:
         """All error rows written by this call."""
         return sum(self.errors.values())
+
+    @property
+    def all_failed(self) -> bool:
+        """Nothing usable: every row this call wrote, or every row it returns, is an error."""
+        return (self.generated > 0 and self.error_count == self.generated) or (self.traces > 0 and self.failed == self.traces)
+
+    @property
+    def outcome(self) -> str:
+        """"ran" (all new), "reused" (nothing new), or "resumed" (some of each)."""
+        return "reused" if self.generated == 0 and self.skipped else "resumed" if self.skipped else "ran"
 
     @property
     def tokens_per_s(self) -> float:
@@ -198,11 +247,14 @@ class GenerationSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the counts, plus the rates)."""
-        return {**asdict(self), "error_count": self.error_count, "tokens_per_s": round(self.tokens_per_s, 1)}
+        return {**asdict(self), "error_count": self.error_count, "tokens_per_s": round(self.tokens_per_s, 1),
+                "outcome": self.outcome}
 
     def __str__(self) -> str:
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())) or "none"
         where = f" into {self.output_dir}" + (f" (shard {self.shard})" if self.shard else "") if self.output_dir else ""
-        return (f"generated {self.generated} traces for {self.problems} problems{where}; "
-                f"{self.skipped} already done; errors: {errors}; truncated: {self.truncated}; "
-                f"{self.completion_tokens} tokens in {self.seconds:.1f}s ({self.tokens_per_s:.0f} tok/s)")
+        held = f"; {self.traces} traces, {self.failed} of them errors" if self.failed else f"; {self.traces} traces"
+        retry = " (--retry-failed / retry_failed=True generates them again)" if self.failed else ""
+        return (f"generate {self.outcome}: {self.generated} new traces for {self.problems} problems{where}, "
+                f"{self.skipped} reused; new errors: {errors}; truncated: {self.truncated}; "
+                f"{self.completion_tokens} tokens in {self.seconds:.1f}s ({self.tokens_per_s:.0f} tok/s){held}{retry}")

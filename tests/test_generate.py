@@ -9,6 +9,7 @@ import pytest
 from datasets import Dataset
 
 from natural_thoughts import generate, load_problems, load_traces
+from natural_thoughts.backends import EngineStartError
 from natural_thoughts.backends.vllm import VLLMBackend
 from natural_thoughts.schema import FLAGS, TRACE_COLUMNS
 from natural_thoughts.shards import shard_of
@@ -128,3 +129,23 @@ def test_shards_split_the_problems_and_new_run_keeps_the_old_run(llm, problems: 
     assert {p: p.read_bytes() for p in out.rglob("part-*.parquet")} == shards  # nothing moved or rewritten
     again, summary = generate(problems, sampling={**SAMPLING, "seed": 99}, new_run=True, **common)
     assert summary.output_dir == str(sibling) and summary.generated == 0 and summary.skipped == len(problems)
+
+
+def test_a_rerun_counts_the_error_rows_already_in_the_folder(llm, problems: Dataset, tmp_path: Path) -> None:
+    long = load_problems(Dataset.from_list([{"problem": "word " * 3000}]))
+    mixed = Dataset.from_list(list(problems.select(range(2))) + list(long))
+    out = tmp_path / "traces"
+    _, first = generate(mixed, model=llm, sampling=SAMPLING, output_dir=out, show_progress=False, return_summary=True)
+    assert (first.outcome, first.generated, first.error_count, first.traces, first.failed) == ("ran", 3, 1, 3, 1)
+    _, again = generate(mixed, model=llm, sampling=SAMPLING, output_dir=out, show_progress=False, return_summary=True)
+    assert (again.outcome, again.generated, again.skipped, again.traces, again.failed) == ("reused", 0, 3, 3, 1)
+    assert "3 traces, 1 of them errors" in str(again) and "--retry-failed" in str(again) and not again.all_failed
+
+
+def test_a_missing_model_folder_raises_before_anything_is_written(problems: Dataset, tmp_path: Path) -> None:
+    out, missing = tmp_path / "traces", tmp_path / "no-model"
+    with pytest.raises(EngineStartError, match=f"the model folder {missing} does not exist"):
+        generate(problems, model=str(missing), output_dir=out, show_progress=False)
+    assert not (out / "manifest.json").exists() and not list(out.rglob("*.parquet"))
+    with pytest.raises(EngineStartError, match="does not exist"):  # not refused as another configuration
+        generate(problems, model=str(tmp_path / "other-missing"), output_dir=out, show_progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .base import Backend, Completion, Request, Response
+from .base import Backend, Completion, EngineDiedError, EngineStartError, Request, Response, close, restart, start
 
 
 def _vllm(model: Any, **kwargs: Any) -> Backend:
@@ -36,4 +36,5 @@ def get_backend(backend: str | Backend, model: Any = None, **kwargs: Any) -> Bac
     return BACKENDS[backend](model, **kwargs)
 
 
-__all__ = ["Backend", "Completion", "Request", "Response", "get_backend", "BACKENDS"]
+__all__ = ["Backend", "Completion", "Request", "Response", "get_backend", "BACKENDS", "EngineStartError",
+           "EngineDiedError", "start", "restart", "close"]

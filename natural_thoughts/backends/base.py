@@ -2,6 +2,9 @@
 
 A backend takes a list of chat requests (messages + sampling + n) and returns, for each, its n
 completions with text, token counts and finish reason, or an error for that request alone.
+An engine that cannot start or that dies is not a request's error: it raises `EngineStartError` /
+`EngineDiedError`, so no row ever records an infrastructure failure. A backend that owns an engine
+may also have `start()` (build it now), `restart()` (rebuild a dead one) and `close()` (shut it down).
 """
 
 from __future__ import annotations
@@ -53,3 +56,28 @@ class Backend(Protocol):
     def generate(self, requests: list[Request]) -> list[Response]:
         """Run every request; one `Response` per request, in order, errors included."""
         ...
+
+
+class EngineStartError(RuntimeError):
+    """The engine could not start; the message names the cause and what to do. Nothing was generated."""
+
+
+class EngineDiedError(RuntimeError):
+    """The engine died while generating: not a request's fault, so it is rebuilt or the run stops."""
+
+
+def start(backend: Backend) -> None:
+    """Build the backend's engine now, when it has one to build (a start failure raises here)."""
+    if hasattr(backend, "start"):
+        backend.start()
+
+
+def restart(backend: Backend) -> bool:
+    """Rebuild a dead engine; False when the backend cannot (e.g. a ready engine it did not build)."""
+    return bool(backend.restart()) if hasattr(backend, "restart") else False
+
+
+def close(backend: Backend) -> None:
+    """Shut the backend's engine down (its processes and shared memory), when it has one."""
+    if hasattr(backend, "close"):
+        backend.close()
