@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import pytest
 from datasets import Dataset
 
+from natural_thoughts.embed import embed
 from natural_thoughts.schema import problem_id
 from natural_thoughts.selectors import Decontaminate, ExactDedup, NearDedup, Selector
-from natural_thoughts.selectors.dedup import ngrams
+from natural_thoughts.selectors.dedup import _first_of_groups, _first_of_groups_ann, ngrams
 from natural_thoughts.selectors.testing import check_selector
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
@@ -87,6 +89,36 @@ def test_near_dedup_embedding() -> None:
     assert re.fullmatch(r"near-duplicate of row 0 \(problem_id \w+\) \(cosine 0\.9\d\)", sel.dropped[2])
     with pytest.raises(ValueError, match="method"):
         NearDedup(method="simhash").select(problems(texts))
+
+
+def edited_copies(texts: list[str], n: int, seed: int) -> list[str]:
+    """`n` seeded copies of `texts` items, one word of each replaced: near-duplicates."""
+    rng = random.Random(seed)
+    copies = []
+    for i in rng.sample(range(len(texts)), n):
+        w = texts[i].split()
+        w[rng.randrange(len(w))] = rng.choice(["seven", "the", "apples", "twice"])
+        copies.append(" ".join(w))
+    return copies
+
+
+@needs_data
+def test_near_dedup_hnsw_agrees_with_exact_search() -> None:
+    """On real GSM8K + MATH-500 questions with seeded edited copies, the HNSW search drops the
+    same rows for the same owners as the exact search; cosines agree within 1e-5."""
+    base = questions("gsm8k_test.jsonl") + questions("skythought_math500_sky-t1-27b.jsonl")
+    texts = base + edited_copies(base, 300, seed=0)
+    vectors = embed(texts)
+    for threshold in (0.8, 0.9, 0.95):
+        exact = _first_of_groups(vectors, threshold)
+        ann = _first_of_groups_ann(vectors, threshold, block=64)  # many blocks: most owners come from the index
+        assert ann.keys() == exact.keys() and len(exact) >= 200
+        assert all(ann[i][0] == exact[i][0] and abs(ann[i][1] - exact[i][1]) < 1e-5 for i in exact)
+    ds = problems(texts)
+    by_index = NearDedup(method="embedding", threshold=0.9, index="hnsw").select(ds)
+    assert by_index.indices.tolist() == NearDedup(method="embedding", threshold=0.9, index="exact").select(ds).indices.tolist()
+    with pytest.raises(ValueError, match="index"):
+        NearDedup(method="embedding", index="ivf").select(ds)
 
 
 @needs_data
