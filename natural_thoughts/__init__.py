@@ -17,6 +17,7 @@ from .pipeline import RunConfig, run
 from .scores import add_reasoning_tokens
 from .selectors import Selection, Selector, select
 from .verify import verify
+from .weak import attach_weak
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "Selector",
     "add_reasoning_tokens",
     "annotate",
+    "attach_weak",
     "export",
     "generate",
     "load_problems",

@@ -7,12 +7,17 @@ A `traces:` section replaces `problems:` + `generate:` to curate traces made els
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .export import FILE_FORMATS, ON_OVERLONG, THINK_TAGS
+from .export import FORMATS as EXPORT_FORMATS
+from .mixing import HARDER, MIX_MODES
+from .parse import FORMATS as TRACE_FORMATS
 from .schema import SamplingConfig
+from .weak import DEFAULT_JOIN, JoinKey
 
 
 class _Strict(BaseModel):
@@ -26,8 +31,28 @@ class ProblemsConfig(_Strict):
     preset: str | None = None
     columns: dict[str, str] | None = None
     split: str | None = None
-    limit: int | None = None
+    limit: int | None = Field(None, ge=0)
     license: str | None = None
+
+
+class WeakConfig(_Strict):
+    """A weak model's responses in a second source, joined into `weak_answer` / `weak_model` by
+    `problem_id` or by normalized `problem` text (see `natural_thoughts.attach_weak`)."""
+
+    source: str
+    preset: str | None = None
+    columns: dict[str, str] | None = None
+    split: str | None = None
+    model: str | None = None
+    on: JoinKey = DEFAULT_JOIN
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        """YAML 1.1 reads a bare `on:` key as True: take it as `on`."""
+        if isinstance(data, dict) and True in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
 
 
 class TracesConfig(_Strict):
@@ -37,9 +62,12 @@ class TracesConfig(_Strict):
     preset: str | None = None
     columns: dict[str, str] | None = None
     split: str | None = None
-    limit: int | None = None
+    limit: int | None = Field(None, ge=0)
     model: str | None = None
+    weak: WeakConfig | None = None
     license: str | None = None
+    trace_format: Annotated[str, _one_of(TRACE_FORMATS, "trace_format")] = "auto"
+    max_tokens: int | None = Field(None, gt=0)
 
 
 class GenerateConfig(_Strict):
@@ -47,13 +75,22 @@ class GenerateConfig(_Strict):
 
     model: str
     backend: str = "vllm"
-    n: int = 1
+    n: int = Field(1, ge=1)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     system_prompt: str | None = None
     prompt_template: str = "{problem}"
+    """`{problem}`, or a jinja template with `{{ problem }}` (rendered in a sandbox)."""
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = 512
+    batch_size: int = Field(512, ge=1)
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _renders(cls, value: str) -> str:
+        from .trace_rows import check_prompt_template
+
+        check_prompt_template(value)
+        return value
 
 
 class AnnotateConfig(_Strict):
@@ -106,41 +143,52 @@ class SelectConfig(_Strict):
     """A selector spec (a name or {name: params}, resolved through the registry) and its budget."""
 
     selector: str | dict[str, Any] = "Random"
-    k: int | None = None
-    seed: int = 0
+    k: int | None = Field(None, ge=0)
+    seed: int = Field(0, ge=0)
 
     @field_validator("selector")
     @classmethod
     def _known(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        from .selectors import get_selector
+        from .selectors.base import get_selector, normalize_spec
 
         get_selector(value)  # unknown names fail here, listing the known ones
+        return normalize_spec(value)  # YAML 1.1 reads a bare `on:` key as True
+
+
+def _one_of(allowed: tuple[str, ...], what: str) -> AfterValidator:
+    """A field check: the value is one of `allowed`, else an error listing them."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"unknown {what} {value!r}; choose one of {list(allowed)}")
         return value
+
+    return AfterValidator(check)
 
 
 class MixConfig(_Strict):
     """System-1 / System-2 mixing (see `mixing.mix`)."""
 
-    mode: str = "random"
-    p: float = 0.4
+    mode: Annotated[str, _one_of(MIX_MODES, "mix mode")] = "random"
+    p: float = Field(0.4, ge=0, le=1)
     column: str = "label.disagree"
     threshold: float | None = None
-    harder: str = "higher"
-    seed: int = 0
+    harder: Annotated[str, _one_of(HARDER, "harder")] = "higher"
+    seed: int = Field(0, ge=0)
     instructions: str | dict[str, str] | None = None
 
 
 class ExportConfig(_Strict):
     """The training format, file layout, split and token cap of the subset (see `export.export`)."""
 
-    format: str = "messages"
-    file_format: str = "parquet"
+    format: Annotated[str, _one_of(EXPORT_FORMATS, "export format")] = "messages"
+    file_format: Annotated[str, _one_of(FILE_FORMATS, "file format")] = "parquet"
     system_prompt: str | None = None
-    think_tags: tuple[str, str] = ("<think>", "</think>")
-    validation_fraction: float = 0.0
-    seed: int = 0
-    max_tokens: int | None = None
-    on_overlong: str = "drop"
+    think_tags: tuple[str, str] = THINK_TAGS
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
+    seed: int = Field(0, ge=0)
+    max_tokens: int | None = Field(None, gt=0)
+    on_overlong: Annotated[str, _one_of(ON_OVERLONG, "on_overlong")] = "drop"
     tokenizer: str | None = None
     push_to_hub: str | None = None
     private: bool = True
@@ -182,10 +230,16 @@ class RunConfig(_Strict):
     def from_yaml(cls, path: str | Path) -> RunConfig:
         """Read and validate a YAML config; a relative source is found beside the file first."""
         data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a run config is a mapping of sections (name:, traces:, select:, …), "
+                             f"not a {type(data).__name__}")
         for section in ("problems", "traces"):
             source = (data.get(section) or {}).get("source")
             if isinstance(source, str) and (Path(path).parent / source).exists():
                 data[section]["source"] = str(Path(path).parent / source)
+        weak = (data.get("traces") or {}).get("weak")
+        if isinstance(weak, dict) and isinstance(weak.get("source"), str) and (Path(path).parent / weak["source"]).exists():
+            weak["source"] = str(Path(path).parent / weak["source"])
         return cls.model_validate(data)
 
 

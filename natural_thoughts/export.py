@@ -217,11 +217,6 @@ def export(
     return splits["train"] if len(splits) == 1 else DatasetDict(splits)
 
 
-def write(ds: Dataset, path: str | Path, file_format: str = "parquet", split: str = "train") -> Path:
-    """Write `ds` under folder `path` in `file_format`; returns the file or folder written."""
-    return write_splits({split: ds}, path, file_format)[0]
-
-
 def write_splits(splits: dict[str, Dataset], path: str | Path, file_format: str = "parquet") -> list[Path]:
     """Write each split as `path/<split>.<file_format>` (or one saved dataset); stale outputs go first."""
     if file_format not in FILE_FORMATS:
@@ -259,5 +254,5 @@ def upload(what: str | Path | DatasetDict, repo_id: str, private: bool = True) -
                       ignore_patterns=[".*", "dataset/*"])
 
 
-__all__ = ["export", "prepare_export", "format_rows", "split_by_problem", "response_tokens", "write",
+__all__ = ["export", "prepare_export", "format_rows", "split_by_problem", "response_tokens",
            "write_splits", "assistant_text", "ExportStats", "FORMATS", "FILE_FORMATS"]

@@ -13,7 +13,7 @@ import glob
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,13 +24,15 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, l
 from datasets.table import InMemoryTable
 
 from natural_thoughts import schema
-from natural_thoughts.parse import parse_trace
+from natural_thoughts.parse import FORMATS, parse_trace
+from natural_thoughts.presets import PROBLEM_PRESETS, TRACE_PRESETS, BadRow, Preset
 from natural_thoughts.shards import MANIFEST, SHARD_GLOB, latest_rows
 
 log = logging.getLogger(__name__)
 
 Source = str | Path | Dataset | DatasetDict | pd.DataFrame
 OnError = Literal["raise", "skip"]
+Duplicates = Literal["raise", "number"]
 Columns = Mapping[str, str] | None
 KEPT_COLUMNS = ("weak_answer", "weak_model")
 """Source columns kept as columns (like any `label.*` / `score.*`), not packed into `extra`."""
@@ -53,67 +55,6 @@ class LoadReport:
     source: str
     rows: int = 0
     skipped: list[str] = field(default_factory=list)
-
-
-class _BadRow(ValueError):
-    """One row that cannot become a problem/trace; raised or skipped according to `on_error`."""
-
-
-def _first(value: Any) -> Any:
-    """The first item of a list (SkyThought and natural_reasoning keep outputs in lists)."""
-    return (value[0] if value else None) if isinstance(value, list) else value
-
-
-def _gsm8k(out: dict[str, Any]) -> None:
-    """Reference answer = the text after the last '####'; the full solution goes to `extra`."""
-    full = out["reference_answer"]
-    if not isinstance(full, str) or "####" not in full:
-        raise _BadRow("gsm8k answer has no '#### <final answer>' line")
-    out["reference_answer"] = full.rsplit("####", 1)[1].strip()
-    out["extra"]["solution"] = full
-
-
-def _natural_reasoning(out: dict[str, Any]) -> None:
-    """The first listed response (another model's) becomes `weak_answer` / `weak_model`."""
-    first = _first(out.pop("responses")) or {}
-    out["weak_answer"], out["weak_model"] = first.get("response"), first.get("response_model")
-
-
-def _skythought(out: dict[str, Any]) -> None:
-    """SkyThought keeps one output and one verdict per list: take the first of each."""
-    out["completion"], correct = _first(out["completion"]), _first(out["label.correct"])
-    out["label.correct"] = None if correct is None else bool(correct)
-
-
-@dataclass(frozen=True)
-class _Preset:
-    """A known layout: `columns` maps our (or a `fix`-consumed) name to the source column;
-    `drop` names source columns that repeat mapped ones, left out of `extra`."""
-
-    columns: dict[str, str]
-    fix: Callable[[dict[str, Any]], None] | None = None
-    drop: tuple[str, ...] = ()
-
-
-PROBLEM_PRESETS: dict[str, _Preset] = {
-    "natural_reasoning": _Preset(
-        {"problem": "question", "reference_answer": "reference_answer", "responses": "responses"},
-        _natural_reasoning,
-    ),
-    "gsm8k": _Preset({"problem": "question", "reference_answer": "answer"}, _gsm8k),
-    "math500": _Preset(
-        {"problem": "problem", "reference_answer": "answer"}
-        | {"problem_id": "unique_id", "domain": "subject"}
-    ),
-}
-TRACE_PRESETS: dict[str, _Preset] = {
-    "skythought_eval": _Preset(
-        {"problem": "question", "reference_answer": "gt"}
-        | {"completion": "code", "label.correct": "score"},
-        _skythought,
-        drop=("gt_cot", "solution", "answer", "pred", "report"),
-    ),
-}
 
 
 @dataclass
@@ -150,7 +91,12 @@ def _table(rows: list[dict[str, Any]], names: list[str], what: str) -> Dataset:
 
 def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
     """JSON lines (or one JSON array), parsed line by line so a bad line is named file:line."""
-    text, docs = path.read_text(encoding="utf-8"), []
+    try:
+        text, docs = path.read_text(encoding="utf-8"), []
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                         "convert the file to UTF-8") from e
     if text.lstrip().startswith("["):
         try:
             docs = [(f"{path}[{i}]", doc) for i, doc in enumerate(json.loads(text))]
@@ -226,7 +172,7 @@ def _is_kept(name: str) -> bool:
 
 
 def _mapping(
-    present: list[str], own: tuple[str, ...], preset: _Preset | None, columns: Columns
+    present: list[str], own: tuple[str, ...], preset: Preset | None, columns: Columns
 ) -> dict[str, str]:
     """{our name: source column}: the preset's (or the same-named columns), then `columns=`."""
     needed = ("problem", "completion") if "completion" in own else ("problem",)
@@ -239,7 +185,7 @@ def _mapping(
 
 
 def _problem(
-    row: dict[str, Any], mapping: dict[str, str], used: set[str], spec: _Preset | None, part: _Part
+    row: dict[str, Any], mapping: dict[str, str], used: set[str], spec: Preset | None, part: _Part
 ) -> dict[str, Any]:
     """One source row as our problem columns (+ kept columns); the rest goes into `extra`."""
     out = {ours: row[src] for ours, src in mapping.items()}
@@ -247,7 +193,7 @@ def _problem(
     try:
         extra = dict(json.loads(extra) if isinstance(extra, str) else extra)
     except (ValueError, TypeError) as e:
-        raise _BadRow(f"extra is not a JSON object ({e})") from e
+        raise BadRow(f"extra is not a JSON object ({e})") from e
     for key, value in row.items():
         if key not in used:
             (out if _is_kept(key) else extra).setdefault(key, value)
@@ -256,7 +202,7 @@ def _problem(
         spec.fix(out)
     problem, pid, ref = out.get("problem"), out.get("problem_id"), out.get("reference_answer")
     if not isinstance(problem, str) or not problem.strip():
-        raise _BadRow(f"problem is empty or not text: {problem!r:.60}")
+        raise BadRow(f"problem is empty or not text: {problem!r:.60}")
     out.update(
         problem_id=schema.problem_id(problem) if pid is None or pid == "" else str(pid),
         reference_answer=None if ref is None else str(ref),
@@ -267,13 +213,43 @@ def _problem(
     return out
 
 
-def _trace(out: dict[str, Any], part: _Part, model: str | None, seen: Counter) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Reading:
+    """How rows are read: completions' format and the token budget they were made under (traces),
+    what to do with repeated problem ids (problems)."""
+
+    trace_format: str = "auto"
+    max_tokens: int | None = None
+    tokenizer: Any = None
+    duplicates: Duplicates = "raise"
+
+    def tokens(self, out: dict[str, Any], text: str) -> int | None:
+        """The completion's token count, when a budget needs it: the source's own counts, else the
+        tokenizer's."""
+        if self.max_tokens is None:
+            return None
+        counts = [out.get("reasoning_tokens"), out.get("answer_tokens")]
+        if any(c is not None for c in counts):
+            return sum(int(c or 0) for c in counts)
+        if self.tokenizer is None:
+            raise ValueError("max_tokens needs each trace's token count; this source has none: pass "
+                             "tokenizer=<the teacher's tokenizer name> to count them")
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _trace(out: dict[str, Any], part: _Part, model: str | None, seen: Counter, reading: _Reading) -> dict[str, Any]:
     """Complete a problem row into a trace: parse the completion, number the sample."""
     text = "" if out.get("completion") is None else str(out["completion"])
-    parsed = parse_trace(text, format="auto", finish_reason=out.get("finish_reason"))
+    parsed = parse_trace(text, format=reading.trace_format, finish_reason=out.get("finish_reason"),
+                         tokens=reading.tokens(out, text), max_tokens=reading.max_tokens)
     pid, index = out["problem_id"], out.get("sample_index")
     index = seen[pid] if index is None else int(index)
-    seen[pid] += 1
+    if index < 0:
+        raise BadRow(f"sample_index {index} is negative")
+    if (pid, index) in seen:
+        raise BadRow(f"trace key (problem_id={pid!r}, sample_index={index}) appears twice; each sample "
+                      "of a problem needs its own sample_index")
+    seen[(pid, index)] = seen[pid] = seen[pid] + 1
     name = model or out.get("model") or part.stem
     if not name:
         raise ValueError(f"{part.name} has no model column and no file name: pass model=")
@@ -282,6 +258,21 @@ def _trace(out: dict[str, Any], part: _Part, model: str | None, seen: Counter) -
     out.update(reasoning=parsed.reasoning, answer=parsed.answer, flags=parsed.flags)
     out["sampling"] = out.get("sampling") or "{}"
     return out
+
+
+def _check_ids(rows: list[dict[str, Any]], duplicates: Duplicates, what: str) -> None:
+    """Refuse repeated problem ids, naming them (their traces would merge on load); with
+    `duplicates="number"` keep every repeat as its own problem, id suffixed `#2`, `#3`, …"""
+    if duplicates not in ("raise", "number"):
+        raise ValueError(f"duplicates must be 'raise' or 'number', not {duplicates!r}")
+    if duplicates == "raise":
+        schema.require_unique_ids([r["problem_id"] for r in rows], what)
+        return
+    seen: Counter = Counter()
+    for row in rows:
+        seen[row["problem_id"]] += 1
+        if seen[row["problem_id"]] > 1:
+            row["problem_id"] = f"{row['problem_id']}#{seen[row['problem_id']]}"
 
 
 def _latest(ds: Dataset) -> Dataset:
@@ -299,6 +290,7 @@ def _load(
     split: str | None,
     on_error: OnError,
     model: str | None,
+    reading: _Reading = _Reading(),
 ) -> tuple[Dataset, LoadReport]:
     """Read `source`, map every row to our columns, and report what was skipped."""
     if on_error not in ("raise", "skip"):
@@ -329,9 +321,11 @@ def _load(
             for i, row in enumerate(part.ds):
                 try:
                     out = _problem(row, mapping, used, spec, part)
-                    rows.append(_trace(out, part, model, seen) if kind == "traces" else out)
-                except _BadRow as e:
+                    rows.append(_trace(out, part, model, seen, reading) if kind == "traces" else out)
+                except BadRow as e:
                     _bad(f"{part.where(i)}: {e}", on_error, report)
+        if kind == "problems":
+            _check_ids(rows, reading.duplicates, report.source)
         kept = dict.fromkeys(k for r in rows for k in r if k not in fixed and _is_kept(k))
         ds = _table(rows, [*fixed, *kept], report.source)
     report.rows = len(ds)
@@ -350,14 +344,16 @@ def load_problems(
     split: str | None = None,
     on_error: OnError = "raise",
     return_report: bool = False,
+    duplicates: Duplicates = "raise",
 ) -> Dataset | tuple[Dataset, LoadReport]:
     """A problem pool with exactly `schema.PROBLEM_COLUMNS` (+ kept `weak_*`/`label.*`/`score.*`).
 
     `preset`: natural_reasoning | gsm8k | math500. `columns` maps our name to the source column.
     Other source columns go, as sorted-key JSON, into `extra`. `problem_id` is the source's id or
-    the hash of the text; `source` is the file/hub name ("dataframe" for a DataFrame).
+    the hash of the text; `source` is the file/hub name ("dataframe" for a DataFrame). A problem id
+    that appears twice is an error naming it, unless `duplicates="number"` keeps the repeats apart.
     """
-    ds, report = _load(source, "problems", preset, columns, split, on_error, None)
+    ds, report = _load(source, "problems", preset, columns, split, on_error, None, _Reading(duplicates=duplicates))
     return (ds, report) if return_report else ds
 
 
@@ -369,14 +365,29 @@ def load_traces(
     model: str | None = None,
     split: str | None = None,
     return_report: bool = False,
+    trace_format: str = "auto",
+    max_tokens: int | None = None,
+    tokenizer: Any = None,
 ) -> Dataset | tuple[Dataset, LoadReport]:
-    """Traces with `schema.TRACE_COLUMNS` (+ kept columns such as `label.correct`).
+    """Traces with `schema.TRACE_COLUMNS` (+ kept columns such as `label.evaluator_correct`).
 
     Our own traces (a folder of generator shards, a saved dataset, any source with `completion`
     and `trace_id`) pass through; shard folders are sorted by (problem_id, sample_index), one
     row per key (a retried error row is superseded by its new row). Others are imported
-    (`preset="skythought_eval"`, or `columns=`): each completion is parsed, `model` is `model=`,
-    else a `model` column, else the file stem; token counts stay None.
+    (`preset="skythought_eval"`, or `columns=`): each completion is parsed as `trace_format`
+    (`parse.FORMATS`; `auto` tells a marker-less chain of thought from plain text), `model` is
+    `model=`, else a `model` column, else the file stem; token counts stay None. Imported traces
+    have no finish reason, so a cut-off one is recognised from its text (`parse.cut_off`); with
+    `max_tokens`, the budget they were generated under, one whose token count (the source's
+    counts, else `tokenizer`'s, a name or instance) reaches it is flagged `truncated` too.
+    A repeated (problem_id, sample_index) or a negative sample index is an error naming the row.
     """
-    ds, report = _load(source, "traces", preset, columns, split, on_error, model)
+    if trace_format not in FORMATS:
+        raise ValueError(f"unknown trace_format {trace_format!r}; valid formats are {list(FORMATS)}")
+    if isinstance(tokenizer, str):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    reading = _Reading(trace_format, max_tokens, tokenizer)
+    ds, report = _load(source, "traces", preset, columns, split, on_error, model, reading)
     return (ds, report) if return_report else ds

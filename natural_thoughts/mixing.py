@@ -8,16 +8,21 @@ user turn) tells the student which mode is wanted, or one text for every row lea
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from datasets import Dataset
 
+log = logging.getLogger(__name__)
+
 MODE_COLUMN = "mode"
 INSTRUCTION_COLUMN = "instruction"
 SYSTEM1, SYSTEM2 = "system1", "system2"
 MIX_MODES = ("random", "difficulty", "system2", "system1")
+HARDER = ("higher", "lower")
+"""Which end of a difficulty column is hard."""
 
 INSTRUCTION_PRESETS: dict[str, dict[str, str]] = {
     "think": {
@@ -32,6 +37,17 @@ INSTRUCTION_PRESETS: dict[str, dict[str, str]] = {
 }
 """Instruction texts per mode: "think" and "qwen3" name the wanted mode (think / no-think prompting);
 "adaptive" gives every row the same text, so the student learns to choose."""
+
+
+def answer_sections(ds: Dataset) -> np.ndarray:
+    """Which rows have an answer section apart from their reasoning: only those can be System-1 (a
+    System-1 row of a trace whose whole text is its reasoning, or is its answer, would teach the
+    chain of thought as a direct answer, or nothing)."""
+    if not {"reasoning", "answer"} <= set(ds.column_names):
+        return np.ones(len(ds), dtype=bool)
+    view = ds.select_columns(["reasoning", "answer"]).with_format("arrow")[:]
+    return np.asarray([bool(r) and bool(a) for r, a in zip(view["reasoning"].to_pylist(), view["answer"].to_pylist())],
+                      dtype=bool)
 
 
 def modes_of(ds: Dataset) -> list[str]:
@@ -53,8 +69,8 @@ def hard_rows(values: list[Any], column: str, threshold: float | None = None, ha
     `label.correct`, a pass rate). Numbers need a threshold.
     Empty cells (undecided) count as hard, so they keep their reasoning.
     """
-    if harder not in ("higher", "lower"):
-        raise ValueError(f"harder must be 'higher' or 'lower', got {harder!r}")
+    if harder not in HARDER:
+        raise ValueError(f"harder must be one of {list(HARDER)}, got {harder!r}")
     out = np.ones(len(values), dtype=bool)
     for i, v in enumerate(values):
         if v is None:
@@ -100,7 +116,8 @@ def mix(
 
     `mode="random"`: each row is System-2 with probability `p` (seeded), System-1 otherwise.
     `mode="difficulty"`: System-2 where `column` says the problem is hard (see `hard_rows`),
-    System-1 where it says easy. "system2" / "system1" put every row in one mode.
+    System-1 where it says easy. "system2" / "system1" put every row in one mode. A row without an
+    answer section apart from its reasoning (`answer_sections`) is always System-2.
     """
     if mode not in MIX_MODES:
         raise ValueError(f"unknown mix mode {mode!r}; choose one of {list(MIX_MODES)}")
@@ -114,7 +131,11 @@ def mix(
         system2 = hard_rows(list(ds[column]), column, threshold, harder)
     else:
         system2 = np.full(len(ds), mode == "system2")
-    modes = [SYSTEM2 if s else SYSTEM1 for s in system2]
+    whole = ~answer_sections(ds)
+    if (system2 | whole).sum() > system2.sum():
+        log.info("mix: %d row(s) have no answer section apart from their reasoning; kept as System-2",
+                 int((whole & ~system2).sum()))
+    modes = [SYSTEM2 if s else SYSTEM1 for s in system2 | whole]
     out = ds.remove_columns([c for c in (MODE_COLUMN, INSTRUCTION_COLUMN) if c in ds.column_names])
     out = out.add_column(MODE_COLUMN, modes)
     texts = resolve_instructions(instructions)

@@ -1,28 +1,37 @@
 """Split a completion into reasoning and answer, extract its final answer, flag what went wrong.
 
 Real traces are messy (only some Sky-T1 rows carry their opening marker, R1-style chat templates
-open `<think>` themselves, generations get cut off), so the parser never guesses silently: it splits
-on the markers it finds and reports what it could not settle as flags (`schema.FLAGS`). It never
-raises on any text; only an unknown `format` name is an error.
+open `<think>` themselves, reasoning models often write a whole chain of thought with no marker at
+all, generations get cut off), so the parser never guesses silently: it splits on the markers it
+finds, infers the split of a marker-less chain of thought (flag `split_inferred`), reads a final
+answer stated in a sentence as such (flag `prose_answer`), flags a text that evidently stops
+mid-thought as `truncated` even without a finish reason, and reports all of it as flags
+(`schema.FLAGS`). It never raises on any text; only an unknown `format` name is an error.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
+from itertools import islice
 from dataclasses import dataclass
 
 from natural_thoughts.schema import FLAGS
 
-FORMATS: tuple[str, ...] = ("auto", "think", "sky", "plain", "separate")
-"""Accepted `format` values; `auto` picks one of the others from the markers present."""
+FORMATS: tuple[str, ...] = ("auto", "think", "sky", "chain", "plain", "separate")
+"""Accepted `format` values; `auto` picks one of the others from the markers present, and reads a
+marker-less text as `chain` when it reads like a reasoning model's chain of thought (`is_chain`)."""
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 SKY_OPEN, SKY_CLOSE = "<|begin_of_thought|>", "<|end_of_thought|>"
 SOL_OPEN, SOL_CLOSE = "<|begin_of_solution|>", "<|end_of_solution|>"
 THINK_MARKERS = (THINK_OPEN, THINK_CLOSE)
 SKY_MARKERS = (SKY_OPEN, SKY_CLOSE, SOL_OPEN, SOL_CLOSE)
+_LONGEST_MARKER = max(len(m) for m in (*THINK_MARKERS, *SKY_MARKERS))
 
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)")
+_BRACE_TOKEN = re.compile(r"\\[\\{}]|[{}]")
+"""A brace, or a backslash escaping a brace or a backslash (other escapes skip a harmless char)."""
 _FINAL_IS = re.compile(r"final answer is\b[ \t:]*([^\n]*)", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"\banswer[ \t]*(?:\*\*[ \t]*)?:[ \t]*([^\n]*)", re.IGNORECASE)
 _BARE = re.compile(r"[^\s$]*")
@@ -45,7 +54,7 @@ class ParsedTrace:
     flags: list[str]
     """A subset of `schema.FLAGS`, in that order."""
     format: str
-    """think | sky | plain | separate."""
+    """think | sky | chain | plain | separate."""
 
 
 def _drop_markers(text: str, markers: tuple[str, ...]) -> str:
@@ -85,13 +94,6 @@ def _split_sky(text: str) -> tuple[str, str, bool] | None:
     return _drop_markers(text[:end], SKY_MARKERS), _drop_markers(answer, SKY_MARKERS), False
 
 
-def _detect(text: str) -> str:
-    """The format `auto` resolves to: by the markers present, think before sky, else plain."""
-    if any(m in text for m in THINK_MARKERS):
-        return "think"
-    if any(m in text for m in SKY_MARKERS):
-        return "sky"
-    return "plain"
 
 
 def format_for_prompt(format: str, prompt: str | None) -> str:
@@ -113,16 +115,13 @@ def _brace_pairs(text: str) -> dict[int, int]:
     honoured), so that many unclosed groups in a truncated text cost no more than one scan."""
     pairs: dict[int, int] = {}
     stack: list[int] = []
-    i = 0
-    while i < len(text):
+    for match in _BRACE_TOKEN.finditer(text):  # the regex engine skips every other character
+        i = match.start()
         char = text[i]
-        if char == "\\":
-            i += 1
-        elif char == "{":
+        if char == "{":
             stack.append(i)
         elif char == "}" and stack:
             pairs[stack.pop()] = i
-        i += 1
     return pairs
 
 
@@ -180,11 +179,161 @@ def extract_final_answer(text: str) -> str | None:
     return None
 
 
+CHAIN_CUES = re.compile(
+    r"\b(?:wait|hmm+|alternatively|actually|let me|i need to|i think|i should|i'll|maybe|double-check"
+    r"|so i|okay|oh)\b", re.IGNORECASE)
+MIN_CHAIN_CUES = 3
+"""Distinct first-person / hesitation cues that make a marker-less text a reasoning model's chain of
+thought. On the shared files, Sky-T1 chains without markers carry 4 or more in 90% of rows (median
+9); the short CoT of Qwen2.5-Math, Qwen2.5-Instruct and the short Sky-T1 variant carry 0 or 1."""
+MIN_CHAIN_CHARS = 500
+MIN_CHAIN_BREAKS = 2
+_ANSWER_HEADER = re.compile(
+    r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(?:final answer\b|answer[ \t]*(?:\*\*)?[ \t]*:)",
+    re.IGNORECASE | re.MULTILINE)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+CONCLUDING_PARAGRAPHS = 2
+"""How many closing paragraphs may hold a marker-less chain's answer (e.g. a conclusion and a box)."""
+_CONCLUSION = re.compile(r"\b(?:therefore|thus|hence|so|in conclusion|in summary|finally|overall|answer)\b",
+                         re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\\$(])")
+_STATED = re.compile(r"(?:\b(?:is|are|equals|equal to|be)\b|=)\s*")
+_VALUE_START = re.compile(r"[-+\d\\({\[|.\u221a\u03c0]")
+"""A stated value starts like a number or an expression; otherwise only a name (1-2 capitalised
+words, e.g. "Evelyn") counts, so "is the right answer" or "is grouped in 14 ways" is no answer."""
+MAX_PROSE_WORDS = 4
+_TERMINAL = tuple(".!?)]}>$*`\"|\u3002")
+_NUMBER_THEN_WORDS = re.compile(r"^([-+]?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z][A-Za-z ]*$")
+_FILLER = re.compile(r"^(?:indeed|exactly|just|simply|still|also|actually|now|then)\b\s*", re.IGNORECASE)
+MIN_CUT_CHARS = 400
+"""A text shorter than this is never called cut off for lack of a closing sentence (e.g. "42")."""
+LOOP_WINDOW, LOOP_RATIO = 2000, 0.1
+"""A text whose last `LOOP_WINDOW` characters compress (zlib) below `LOOP_RATIO` of their size is
+stuck in a repetition loop. On the shared files loops compress to 0.01–0.09, prose and LaTeX to 0.11+."""
+
+
+_ASCII_CHAIN_CUES = re.compile(CHAIN_CUES.pattern, CHAIN_CUES.flags & ~re.IGNORECASE)
+"""`CHAIN_CUES` for lowercased ASCII text: the same matches, several times faster than IGNORECASE."""
+
+
+def is_chain(text: str) -> bool:
+    """Whether a marker-less text is a chain of thought: a reasoning model's (`MIN_CHAIN_CUES`) or
+    a step-by-step solution of several paragraphs (`MIN_CHAIN_BREAKS`), not a bare answer."""
+    if len(text) < MIN_CHAIN_CHARS:
+        return False
+    cues: set[str] = set()
+    cue_pattern, haystack = (_ASCII_CHAIN_CUES, text.lower()) if text.isascii() else (CHAIN_CUES, text)
+    for match in cue_pattern.finditer(haystack):  # stops at the cue that decides
+        cues.add(match.group().lower())
+        if len(cues) >= MIN_CHAIN_CUES:
+            return True
+    return next(islice(_PARAGRAPH_BREAK.finditer(text.strip()), MIN_CHAIN_BREAKS - 1, None), None) is not None
+
+
+def prose_answer(text: str) -> str | None:
+    """A final answer stated in a closing sentence of a complete text ("Therefore, the distance is
+    100 parsecs." → "100"; units after a number are dropped): the value after the last "is/are/equals/=" of the last sentence
+    of one of the closing paragraphs, when that sentence concludes (therefore, thus, so, … or it ends
+    the text) and the value is short and reads like an answer; else None. A text that stops
+    mid-sentence states nothing."""
+    text = text.strip()
+    if not _ends_complete(text):
+        return None
+    paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+    for n, paragraph in enumerate(reversed(paragraphs[-CONCLUDING_PARAGRAPHS:])):
+        sentence = ([s for s in _SENTENCE.split(paragraph) if s.strip()] or [""])[-1].strip()
+        concludes = n == 0 or _CONCLUSION.search(sentence)
+        stated = list(_STATED.finditer(sentence))
+        if not (concludes and stated and sentence.endswith(_TERMINAL)):
+            continue
+        value = sentence[stated[-1].end():]
+        for wrapper in ("\\(", "\\)", "\\[", "\\]", "**", "$"):
+            value = value.replace(wrapper, "")
+        value = _FILLER.sub("", value.strip().rstrip(".!").strip())
+        value = _NUMBER_THEN_WORDS.sub(r"\1", value)  # "2000 calories" → "2000": the unit is context
+        words = value.split()
+        if value.count("{") == value.count("}") and 0 < len(words) <= MAX_PROSE_WORDS and (
+                _VALUE_START.match(value) or (len(words) <= 2 and value[0].isupper())):
+            return value
+    return None
+
+
+def _ends_complete(text: str) -> bool:
+    """Whether a text ends like a finished sentence or formula: a closing character, and its last
+    paragraph's parentheses and braces balanced (a text cut inside "(1." is not finished)."""
+    last = _PARAGRAPH_BREAK.split(text.rstrip())[-1]
+    balanced = last.count("(") == last.count(")") and last.count("{") == last.count("}")
+    return text.rstrip().endswith(_TERMINAL) and balanced
+
+
+def _stated_answer(text: str) -> tuple[str | None, bool]:
+    """(final answer, read from prose): `extract_final_answer`, else `prose_answer`."""
+    final = extract_final_answer(text)
+    if final is not None:
+        return final, False
+    prose = prose_answer(text)
+    return prose, prose is not None
+
+
+def _split_chain(text: str) -> tuple[str, str, bool]:
+    """(reasoning, answer, False) for a chain of thought without markers. The answer is the last
+    "Final Answer"/"Answer:" section in the second half of the text, else the closing paragraphs
+    that state a final answer, else the paragraph of the last box in the second half; when none can
+    be told apart, the whole text is reasoning."""
+    body = text.strip()
+    headers = [m.start() for m in _ANSWER_HEADER.finditer(body) if m.start() >= len(body) // 2]
+    starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(body)]
+    closing = [i for i in starts if body[i:].strip()][-CONCLUDING_PARAGRAPHS:]
+    found = headers[-1:] or [i for i in closing if _stated_answer(body[i:])[0] is not None][:1]
+    boxes = [m.start() for m in _BOX_CMD.finditer(body) if m.start() >= len(body) // 2]
+    if not found and boxes:  # the paragraph of the last box, when later ones state nothing
+        found = [max(i for i in starts if i <= boxes[-1])]
+    if not found or not body[: found[0]].strip():
+        return body, "", False
+    return body[: found[0]].strip(), body[found[0] :].strip(), False
+
+
+def cut_off(text: str, final_answer: str | None, unterminated: bool) -> bool:
+    """Whether a text evidently stops mid-thought: it has no final answer, and its reasoning never
+    closed, or it ends in a repetition loop, or it ends mid-sentence."""
+    if final_answer is not None:
+        return False
+    tail = text[-LOOP_WINDOW:].encode("utf-8")
+    loops = len(tail) >= MIN_CUT_CHARS and len(zlib.compress(tail)) / len(tail) < LOOP_RATIO
+    stops_mid = len(text.strip()) >= MIN_CUT_CHARS and not _ends_complete(text)
+    return unterminated or loops or stops_mid
+
+
+def _without_partial_marker(text: str) -> tuple[str, bool]:
+    """`text` without a marker cut off at its very end ("…\\boxed{32}.<|end_of_"), and whether
+    there was one: such a text ran out of tokens while closing a section."""
+    tail = text.rstrip()
+    if "<" not in tail[-_LONGEST_MARKER:]:  # every marker starts with "<": most texts stop here
+        return text, False
+    for marker in (*THINK_MARKERS, *SKY_MARKERS):
+        for size in range(len(marker) - 1, 1, -1):
+            if tail.endswith(marker[:size]):
+                return tail[:-size], True
+    return text, False
+
+
+def _detect(text: str) -> str:
+    """The format `auto` resolves to: by the markers present, think before sky, else a chain of
+    thought (`is_chain`) or plain."""
+    if any(m in text for m in THINK_MARKERS):
+        return "think"
+    if any(m in text for m in SKY_MARKERS):
+        return "sky"
+    return "chain" if is_chain(text) else "plain"
+
+
 def parse_trace(
     text: str | None,
     format: str = "auto",
     finish_reason: str | None = None,
     reasoning: str | None = None,
+    tokens: int | None = None,
+    max_tokens: int | None = None,
 ) -> ParsedTrace:
     """Split `text` into reasoning and answer, extract the final answer from the answer part, flag.
 
@@ -193,11 +342,15 @@ def parse_trace(
     are gone). A non-empty separate reasoning with an empty answer is flagged unterminated, because
     vLLM's parsers put a reasoning that never closed wholly in the reasoning field. With
     `format="think"` a text with no `</think>` is unterminated reasoning (the template opened it);
-    with `format="sky"` a text with no reasoning marker falls back to `plain`.
+    with `format="sky"` a text with no reasoning marker is read as `auto` reads a marker-less text.
+
+    `truncated`: the finish reason is "length", or `tokens` (the completion's token count) reached
+    `max_tokens`, or, when the finish reason is unknown (imported traces), the text evidently stops
+    mid-thought (`cut_off`).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown trace format {format!r}; valid formats are {list(FORMATS)}")
-    text = text or ""
+    text, cut_in_marker = _without_partial_marker(text or "")
     used = "separate" if reasoning is not None or format == "separate" else format
     if used == "auto":
         used = _detect(text)
@@ -209,15 +362,22 @@ def parse_trace(
         split = _split_think(text)
     elif used == "sky":
         split = _split_sky(text)
+        used = "sky" if split is not None else "chain" if is_chain(text) else "plain"
+    if used == "chain":
+        split = _split_chain(text)
     if split is None:
         used, split = "plain", ("", text.strip(), False)
     thought, answer, unterminated = split
-    final = extract_final_answer(answer)
+    final, prose = _stated_answer(answer)
+    stated_limit = tokens is not None and max_tokens is not None and tokens >= max_tokens
+    guessed = finish_reason is None and (cut_in_marker or cut_off(text, final, unterminated))
     raised = {
         "unterminated_reasoning": unterminated,
-        "truncated": finish_reason == "length",
+        "truncated": finish_reason == "length" or stated_limit or guessed,
         "no_final_answer": final is None,
         "empty": not text.strip() and not (reasoning or "").strip(),
+        "split_inferred": used == "chain" and bool(text.strip()),
+        "prose_answer": prose,
     }
     flags = [flag for flag in FLAGS if raised[flag]]
     return ParsedTrace(

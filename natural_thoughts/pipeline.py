@@ -72,18 +72,24 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
     folder = out / "export"
     card_config = _card_config(cfg)
     stage = Stage(folder, fingerprint("export", key, card_config, _library_version()))
+    budget = selection.budget_warning()
+    if budget and stages["select"] == "reused":  # a fresh selection already said so
+        log.warning("%s", budget)
     if stage.done():
         stages["export"] = "reused"
         stats_info = stage.info()["stats"]
     else:
         stages["export"] = "ran"
-        stage.begin()
+        _require_rows(len(selection), selection, folder)
         subset = selection.subset()
         if cfg.mix is not None:
             subset = mix(subset, **cfg.mix.model_dump())
         e = cfg.export
         splits, stats = prepare_export(subset, e.format, e.system_prompt, e.think_tags, e.validation_fraction,
                                        e.seed, e.max_tokens, e.on_overlong, e.tokenizer)
+        _require_rows(stats.rows_out, selection, folder, f"all {stats.rows_in} selected rows are over "
+                      f"export.max_tokens={e.max_tokens}")
+        stage.begin()  # only now is an earlier export removed
         stats.files = [p.name for p in write_splits(splits, folder, e.file_format)]
         if cfg.card.enabled:
             _write_card(cfg, folder, selection, stats, traces, card_config, out)
@@ -97,6 +103,8 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
         "traces": len(traces),
         "errors": sum(e is not None for e in traces["error"]) if "error" in traces.column_names else 0,
         "selected": len(selection),
+        "requested": selection.requested_k,
+        "budget_warning": budget,
         "exported": stats_info["rows_out"],
         "splits": stats_info["splits"],
         "modes": stats_info["modes"],
@@ -109,18 +117,32 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
     return summary
 
 
+def _require_rows(n: int, selection: Selection, folder: Path, why: str | None = None) -> None:
+    """Stop, before an earlier export in `folder` is touched, when there is nothing to export."""
+    if n:
+        return
+    steps = "; ".join(f"{s.name} kept {s.n_kept} of {s.n_in}" for s in selection.steps) or "no steps"
+    raise ValueError(f"nothing to export: {why or 'the selection is empty'} ({steps}). Loosen the selector "
+                     f"or check the pool; {folder} was left as it was.")
+
+
 def _input_stage(cfg: RunConfig, out: Path, engine: Any, stages: dict[str, str]) -> tuple[Dataset, str, int]:
     """The trace set: generated from `problems` (resumable shards), or loaded from `traces`."""
     from .generate import generate
     from .io import load_problems, load_traces
+    from .weak import attach_weak
 
     if cfg.traces is not None:
         t = cfg.traces
-        traces = load_traces(t.source, preset=t.preset, columns=t.columns, split=t.split, model=t.model)
+        traces = load_traces(t.source, preset=t.preset, columns=t.columns, split=t.split, model=t.model,
+                             trace_format=t.trace_format, max_tokens=t.max_tokens)
+        if t.weak is not None:
+            traces = attach_weak(traces, **t.weak.model_dump())
         if t.limit is not None:
             traces = traces.select(range(min(t.limit, len(traces))))
         stages["traces"] = "loaded"
-        key = fingerprint("traces", t.model_dump(), files_fingerprint(_local_files(t.source)))
+        files = _local_files(t.source) + (_local_files(t.weak.source) if t.weak is not None else [])
+        key = fingerprint("traces", t.model_dump(), files_fingerprint(files))
         return traces, key, len(set(traces["problem_id"]))
     assert cfg.problems is not None and cfg.generate is not None
     p, g = cfg.problems, cfg.generate
@@ -128,11 +150,11 @@ def _input_stage(cfg: RunConfig, out: Path, engine: Any, stages: dict[str, str])
     if p.limit is not None:
         problems = problems.select(range(min(p.limit, len(problems))))
     model, backend = _teacher(g, out, engine)
-    traces = generate(problems, model=model, backend=backend, n=g.n, sampling=g.sampling,
-                      chat_template_kwargs=g.chat_template_kwargs, system_prompt=g.system_prompt,
-                      prompt_template=g.prompt_template, output_dir=out / "traces",
-                      batch_size=g.batch_size, engine_kwargs=g.engine_kwargs)
-    stages["generate"] = "resumed"
+    traces, generated = generate(problems, model=model, backend=backend, n=g.n, sampling=g.sampling,
+                                 chat_template_kwargs=g.chat_template_kwargs, system_prompt=g.system_prompt,
+                                 prompt_template=g.prompt_template, output_dir=out / "traces",
+                                 batch_size=g.batch_size, engine_kwargs=g.engine_kwargs, return_summary=True)
+    stages["generate"] = generated.outcome  # ran / reused / resumed, as it happened
     root = out / "traces"
     shards = [Path(f) for f in glob.glob(str(root / "**" / "*.parquet"), recursive=True)]
     key = fingerprint("generate", (root / "manifest.json").read_text(), files_fingerprint(shards, root))
@@ -208,9 +230,10 @@ def _annotate(ds: Dataset, a: AnnotateConfig, out: Path, engine: Any) -> Dataset
 
 
 def _verify(ds: Dataset, v: VerifyConfig) -> Dataset:
+    from .annotate import build_judge
     from .verify import verify
 
-    return verify(ds, judge=v.judge, **v.options)
+    return verify(ds, judge=build_judge(v.judge), **v.options)
 
 
 def _score(ds: Dataset, s: ScoreConfig) -> Dataset:

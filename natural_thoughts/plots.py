@@ -3,7 +3,8 @@
 Each function takes Datasets and returns a `matplotlib.figure.Figure` made without pyplot, so
 nothing depends on a display or a global backend (Jupyter shows a returned figure inline);
 `card_figures` saves the ones the data allows as PNG files. Lengths are reasoning tokens when
-counted, else characters (the axis says which).
+counted, else characters (the axis says which). Where the traces carry a correctness verdict,
+the selection is drawn split into verified correct / wrong / undecided.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE
+from .selectors.diversity import domain_column
 
 STRATEGIES = "label.strategies"
-DOMAIN_COLUMNS = ("label.domain", "domain")
+CORRECT_COLUMNS = ("label.correct", "label.evaluator_correct")
+"""Where a trace's verdict lives: `verify`'s (or the source's own) `label.correct`, else the
+source evaluator's `label.evaluator_correct`."""
+VERDICTS = {True: "verified correct", False: "wrong", None: "undecided"}
+VERDICT_COLOURS = {True: "tab:green", False: "tab:red", None: "tab:orange"}
 CLUSTER_COLUMN = "label.cluster"
 _CLUSTER_REASON = re.compile(r"\bcluster (\d+)\b")
 PNG_METADATA = {"Software": None}
@@ -39,28 +46,41 @@ def reasoning_lengths(ds: Dataset) -> tuple[np.ndarray, str]:
     return np.array([len(r or "") for r in ds["reasoning"]], dtype=float), "characters"
 
 
+def correctness(ds: Dataset) -> tuple[list[bool | None], str] | None:
+    """Each row's verdict (True / False / None = undecided) and the column it came from, read
+    from the first of `CORRECT_COLUMNS` present; None when the traces carry no verdict at all."""
+    for name in CORRECT_COLUMNS:
+        if name in ds.column_names:
+            return [None if v is None else bool(v) for v in ds[name]], name
+    return None
+
+
+def _selected_hist(ax: Axes, values: np.ndarray, selected: Dataset, edges: np.ndarray) -> None:
+    """The selection's histogram of `values`: stacked by verdict when the rows carry one."""
+    verdicts = correctness(selected)
+    if verdicts is None:
+        ax.hist(values, bins=edges, color="tab:blue", alpha=0.8, label=f"selected ({len(selected)})")
+        return
+    parts = [(v, values[np.array([x is v for x in verdicts[0]], dtype=bool)]) for v in VERDICTS]
+    ax.hist([part for _, part in parts], bins=edges, stacked=True, alpha=0.85,
+            color=[VERDICT_COLOURS[v] for v, _ in parts],
+            label=[f"selected, {VERDICTS[v]} ({len(part)})" for v, part in parts])
+
+
 def length_histogram(pool: Dataset, selected: Dataset | None = None, bins: int = 30) -> Figure:
-    """Reasoning-length histogram of the pool, with the selection drawn over it."""
+    """Reasoning-length histogram of the pool, with the selection drawn over it, stacked by
+    verdict (verified correct / wrong / undecided) when the traces carry one."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
     lengths, unit = reasoning_lengths(pool)
     edges = np.histogram_bin_edges(lengths if len(lengths) else [0, 1], bins=bins)
     ax.hist(lengths, bins=edges, color="0.75", label=f"pool ({len(pool)})")
     if selected is not None:
-        chosen, _ = reasoning_lengths(selected)
-        ax.hist(chosen, bins=edges, color="tab:blue", alpha=0.8, label=f"selected ({len(selected)})")
+        _selected_hist(ax, reasoning_lengths(selected)[0], selected, edges)
     ax.set(xlabel=f"reasoning length ({unit})", ylabel="traces", title="Reasoning length")
     ax.legend()
     fig.tight_layout()
     return fig
-
-
-def domain_column(ds: Dataset) -> str | None:
-    """The first domain column holding any value (`label.domain`, then `domain`)."""
-    for name in DOMAIN_COLUMNS:
-        if name in ds.column_names and any(v for v in ds[name]):
-            return name
-    return None
 
 
 def domain_bars(pool: Dataset, selected: Dataset | None = None, top: int = 20) -> Figure:
@@ -91,7 +111,7 @@ def strategy_counts(ds: Dataset, column: str = STRATEGIES) -> np.ndarray:
 
 
 def strategy_histogram(pool: Dataset, selected: Dataset | None = None, column: str = STRATEGIES) -> Figure:
-    """How many distinct reasoning strategies each trace uses, pool and selection."""
+    """How many distinct reasoning strategies each trace uses, pool and selection (by verdict)."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
     counts = strategy_counts(pool, column)
@@ -99,7 +119,7 @@ def strategy_histogram(pool: Dataset, selected: Dataset | None = None, column: s
     edges = np.arange(-0.5, top + 1.5)
     ax.hist(counts, bins=edges, color="0.75", label="pool")
     if selected is not None:
-        ax.hist(strategy_counts(selected, column), bins=edges, color="tab:blue", alpha=0.8, label="selected")
+        _selected_hist(ax, strategy_counts(selected, column), selected, edges)
     ax.set_xticks(range(0, top + 1, max(1, (top + 1) // 15)))
     ax.set(xlabel="distinct strategies per trace", ylabel="traces", title="Reasoning strategies")
     ax.legend()
@@ -140,7 +160,8 @@ def save(fig: Figure, path: str | Path) -> Path:
 def card_figures(pool: Dataset, selected: Dataset, folder: str | Path) -> dict[str, Path]:
     """Save every figure the columns allow under `folder`; returns {title: path}."""
     folder = Path(folder)
-    out = {"Reasoning length, selected vs pool": save(length_histogram(pool, selected), folder / "lengths.png")}
+    split = " (by verdict)" if correctness(selected) else ""
+    out = {f"Reasoning length, selected{split} vs pool": save(length_histogram(pool, selected), folder / "lengths.png")}
     if domain_column(pool):
         out["Domains"] = save(domain_bars(pool, selected), folder / "domains.png")
     if STRATEGIES in pool.column_names and STRATEGIES in selected.column_names:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from typing import Any, Literal
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PROBLEM_COLUMNS: tuple[str, ...] = (
     "problem_id",
@@ -42,8 +44,13 @@ TRACE_COLUMNS: tuple[str, ...] = (
 )
 """Columns of a trace set (`generate`, `load_traces`)."""
 
-FLAGS: tuple[str, ...] = ("unterminated_reasoning", "truncated", "no_final_answer", "empty")
-"""Every flag the parser may set on a trace."""
+PROBLEM_FLAGS: tuple[str, ...] = ("unterminated_reasoning", "truncated", "no_final_answer", "empty")
+"""Flags that mark a trace unfit for training as it is (`DropFlags` drops these by default)."""
+NOTE_FLAGS: tuple[str, ...] = ("split_inferred", "prose_answer")
+"""Flags that say how a trace was read: its reasoning/answer split was inferred from a chain of
+thought without markers; its final answer was read from a sentence, not a box or answer line."""
+FLAGS: tuple[str, ...] = (*PROBLEM_FLAGS, *NOTE_FLAGS)
+"""Every flag the parser may set on a trace, in the order it lists them."""
 
 SCORE_PREFIX = "score."
 LABEL_PREFIX = "label."
@@ -66,45 +73,36 @@ def trace_id(pid: str, sample_index: int) -> str:
     return f"{pid}-{sample_index}"
 
 
+SAMPLING_KEYS = frozenset({
+    "temperature", "top_p", "top_k", "min_p", "max_tokens", "min_tokens", "seed", "stop", "stop_token_ids",
+    "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "allowed_token_ids",
+    "bad_words", "ignore_eos", "include_stop_str_in_output", "skip_special_tokens",
+    "spaces_between_special_tokens", "logprobs", "prompt_logprobs", "thinking_token_budget", "extra_args",
+    "max_completion_tokens", "top_logprobs", "user", "reasoning_effort",
+})
+"""Sampling keys a backend takes: vLLM's `SamplingParams` and the OpenAI chat API (`n` is generate's)."""
+
+
 class SamplingConfig(BaseModel):
-    """Sampling parameters for the teacher; passed to the backend as they are."""
+    """Sampling parameters for the teacher, passed to the backend as they are; an unknown key or a
+    value out of range is refused (naming it) before any engine starts."""
 
     model_config = ConfigDict(extra="allow")
 
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_tokens: int = 4096
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(4096, ge=1)
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _known_keys(self) -> SamplingConfig:
+        import difflib
 
-class TraceRecord(BaseModel):
-    """One trace row, for validation and documentation; bulk data stays in Arrow."""
-
-    model_config = ConfigDict(extra="allow")
-
-    problem_id: str
-    problem: str
-    reference_answer: str | None = None
-    source: str | None = None
-    domain: str | None = None
-    extra: str | None = None
-    trace_id: str
-    sample_index: int
-    model: str
-    prompt: str
-    completion: str
-    reasoning: str
-    answer: str
-    final_answer: str | None = None
-    reasoning_tokens: int | None = None
-    answer_tokens: int | None = None
-    finish_reason: str | None = None
-    flags: list[Literal["unterminated_reasoning", "truncated", "no_final_answer", "empty"]] = Field(
-        default_factory=list
-    )
-    error: str | None = None
-    sampling: str = "{}"
-    generated_at: str | None = None
+        for key in sorted(set(self.model_extra or {}) - SAMPLING_KEYS):
+            close = difflib.get_close_matches(key, sorted(SAMPLING_KEYS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {sorted(SAMPLING_KEYS)}"
+            raise ValueError(f"unknown sampling key {key!r}; {hint}")
+        return self
 
 
 def missing_columns_error(missing: list[str], present: list[str], what: str) -> KeyError:
@@ -119,6 +117,16 @@ def require_columns(columns: list[str], needed: list[str] | tuple[str, ...], wha
     missing = [c for c in needed if c not in columns]
     if missing:
         raise missing_columns_error(missing, list(columns), what)
+
+
+def require_unique_ids(ids: Sequence[str], what: str) -> None:
+    """Raise naming the problem ids that appear more than once (their traces would merge)."""
+    counts = Counter(ids)
+    repeated = sorted(pid for pid, n in counts.items() if n > 1)
+    if repeated:
+        shown = ", ".join(repeated[:10]) + (f", ... {len(repeated) - 10} more" if len(repeated) > 10 else "")
+        raise ValueError(f"{what}: {len(repeated)} problem id(s) appear more than once: {shown}. Remove the "
+                         "repeats, give each row its own problem_id, or load with duplicates='number' to keep them apart")
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -1,14 +1,65 @@
-"""Per-trace scores added as `score.*` columns."""
+"""Per-trace scores added as `score.*` columns.
+
+A score is computed as an Arrow array over batches and attached as a new column: the other columns
+are neither copied nor rewritten, so adding a score costs the size of the score, not of the data.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset
 
 from .schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE, require_columns
 
 APPROX_SOURCE = "approx:chars/4"
+
+
+def _non_empty(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where a text cell is a non-empty string (null and "" are False)."""
+    return pc.fill_null(pc.greater(pc.utf8_length(values), 0), False)
+
+
+def _ints(batch: pa.Table, name: str, present: bool) -> pa.ChunkedArray | pa.Array:
+    """Column `name` as int64, or all nulls when the dataset has no such column."""
+    return pc.cast(batch.column(name), pa.int64()) if present else pa.nulls(batch.num_rows, pa.int64())
+
+
+def _count_batch(batch: pa.Table, tokenizer: Any, tokenizer_name: str, approximate: bool) -> tuple[pa.Array, pa.Array]:
+    """(counts, sources) of one batch, as `add_reasoning_tokens` documents."""
+    names = batch.column_names
+    own = pc.or_(_non_empty(batch.column("reasoning")), pc.invert(_non_empty(batch.column("answer"))))
+    engine = pc.if_else(own, _ints(batch, "reasoning_tokens", "reasoning_tokens" in names),
+                        _ints(batch, "answer_tokens", "answer_tokens" in names))
+    need = pc.is_null(engine).to_numpy(zero_copy_only=False)
+    counts: Any = engine
+    sources: Any = pc.if_else(need, pa.scalar(None, pa.string()), pa.scalar("engine"))
+    if need.any() and tokenizer is not None:
+        rows = np.flatnonzero(need)
+        texts = pc.if_else(own, batch.column("reasoning"), batch.column("answer")).take(rows).to_pylist()
+        ids = tokenizer([t or "" for t in texts], add_special_tokens=False)["input_ids"]
+        filled = engine.to_numpy(zero_copy_only=False).astype(object)
+        filled[rows] = [len(t) for t in ids]
+        counts = pa.array(filled.tolist(), pa.int64())
+        sources = pc.if_else(need, pa.scalar(f"tokenizer:{tokenizer_name}"), sources)
+    elif need.any() and approximate:
+        length = pc.if_else(own, pc.utf8_length(batch.column("reasoning")), pc.utf8_length(batch.column("answer")))
+        approx = pc.divide(pc.add(pc.cast(pc.fill_null(length, 0), pa.int64()), 3), 4)
+        counts = pc.if_else(need, approx, engine)
+        sources = pc.if_else(need, pa.scalar(APPROX_SOURCE), sources)
+    elif need.any():
+        first = int(np.argmax(need))
+        trace = batch.column("trace_id")[first].as_py() if "trace_id" in names else "?"
+        raise ValueError(
+            f"{int(need.sum())} trace(s) have no engine token count (first: trace {trace!r}); pass "
+            "tokenizer=<name> to count them, or approximate=True for a labelled characters/4 estimate"
+        )
+    sources = pc.if_else(own, sources, pc.binary_join_element_wise(sources, ":answer", ""))
+    return pa.chunked_array([counts], pa.int64()).combine_chunks(), pa.chunked_array([sources]).combine_chunks()
 
 
 def add_reasoning_tokens(
@@ -22,35 +73,30 @@ def add_reasoning_tokens(
     Counts come from the engine that generated the trace (`reasoning_tokens`) when present;
     otherwise from `tokenizer` (a Hugging Face tokenizer or its name), counted in batches; a
     characters/4 estimate is used only with `approximate=True`, and labelled as such.
-    Rows that still cannot be counted raise an error naming the first one.
+    A trace with no reasoning part (`plain`: a short answer or a CoT the parser could not split)
+    is measured by its answer, the only text it has, and its source says so (`…:answer`): no
+    non-empty completion is measured as 0 reasoning tokens.
+    Rows that still cannot be counted raise an error naming the first one (of the first batch
+    of `batch_size` rows that has any). The two columns are computed over Arrow batches and
+    attached; the rest of the dataset is not rewritten.
     """
-    require_columns(ds.column_names, ["reasoning"], "the traces")
+    require_columns(ds.column_names, ["reasoning", "answer"], "the traces")
     if tokenizer is not None and isinstance(tokenizer, str):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-    has_engine_counts = "reasoning_tokens" in ds.column_names
     tokenizer_name = getattr(tokenizer, "name_or_path", None) or "tokenizer"
-
-    def count(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        engine = batch["reasoning_tokens"] if has_engine_counts else [None] * len(batch["reasoning"])
-        need = [i for i, v in enumerate(engine) if v is None]
-        counts, sources = list(engine), ["engine" if v is not None else None for v in engine]
-        if need and tokenizer is not None:
-            texts = [batch["reasoning"][i] or "" for i in need]
-            ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-            for i, tok in zip(need, ids):
-                counts[i], sources[i] = len(tok), f"tokenizer:{tokenizer_name}"
-        elif need and approximate:
-            for i in need:
-                counts[i], sources[i] = (len(batch["reasoning"][i] or "") + 3) // 4, APPROX_SOURCE
-        elif need:
-            raise ValueError(
-                f"{len(need)} trace(s) have no engine token count (first: trace "
-                f"{batch.get('trace_id', ['?'] * len(engine))[need[0]]!r}); pass tokenizer=<name> "
-                "to count them, or approximate=True for a labelled characters/4 estimate"
-            )
-        return {REASONING_TOKENS: counts, REASONING_TOKENS_SOURCE: sources}
-
+    wanted = [c for c in ("reasoning", "answer", "reasoning_tokens", "answer_tokens", "trace_id") if c in ds.column_names]
+    view = ds.select_columns(wanted).with_format("arrow")
+    counts, sources = [], []
+    for start in range(0, len(view), batch_size):
+        c, s = _count_batch(view[start : start + batch_size], tokenizer, tokenizer_name, approximate)
+        counts.append(c)
+        sources.append(s)
     drop = [c for c in (REASONING_TOKENS, REASONING_TOKENS_SOURCE) if c in ds.column_names]
-    return ds.remove_columns(drop).map(count, batched=True, batch_size=batch_size, desc="reasoning tokens")
+    out = ds.remove_columns(drop) if drop else ds
+    how = f"{tokenizer_name if tokenizer is not None else ''}/{approximate}"
+    key = hashlib.sha256(f"{out._fingerprint}/reasoning_tokens/{how}".encode()).hexdigest()[:16]
+    out = out.add_column(REASONING_TOKENS, pa.chunked_array(counts, pa.int64()), new_fingerprint=key)
+    return out.add_column(REASONING_TOKENS_SOURCE, pa.chunked_array(sources, pa.string()),
+                          new_fingerprint=hashlib.sha256(f"{key}/source".encode()).hexdigest()[:16])

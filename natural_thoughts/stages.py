@@ -102,7 +102,8 @@ def attach_columns(before: Dataset, folder: Path, stage: str) -> Dataset:
 
 
 def save_selection(selection: Selection, folder: Path) -> None:
-    """Picks (row, score, reason), drops (row, reason) and step reports, as parquet and JSON."""
+    """Picks (row, score, reason), drops (row, reason), step reports and the requested budget, as
+    parquet and JSON."""
     pq.write_table(pa.table({"row": pa.array(selection.indices, pa.int64()),
                              "score": pa.array(selection.scores, pa.float64()),
                              "reason": pa.array(selection.reasons, pa.string())}), folder / "picks.parquet")
@@ -112,6 +113,7 @@ def save_selection(selection: Selection, folder: Path) -> None:
                    folder / "dropped.parquet")
     steps = [{**s.__dict__, "params": json.loads(json.dumps(s.params, default=str))} for s in selection.steps]
     (folder / "steps.json").write_text(json.dumps(steps, indent=2, sort_keys=True))
+    (folder / "budget.json").write_text(json.dumps({"requested_k": selection.requested_k}))
 
 
 def load_selection(ds: Dataset, folder: Path) -> Selection:
@@ -119,5 +121,7 @@ def load_selection(ds: Dataset, folder: Path) -> Selection:
     picks = pq.read_table(folder / "picks.parquet").to_pydict()
     dropped = pq.read_table(folder / "dropped.parquet").to_pydict()
     steps = [StepReport(**s) for s in json.loads((folder / "steps.json").read_text())]
+    budget = folder / "budget.json"
+    requested_k = json.loads(budget.read_text())["requested_k"] if budget.exists() else None
     return Selection(ds, np.asarray(picks["row"], dtype=np.int64), np.asarray(picks["score"], dtype=float),
-                     list(picks["reason"]), steps, dict(zip(dropped["row"], dropped["reason"])))
+                     list(picks["reason"]), steps, dict(zip(dropped["row"], dropped["reason"])), requested_k)

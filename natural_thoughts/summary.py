@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-TRACE_PRESETS = ("skythought_eval",)
+from .presets import TRACE_PRESETS
 
 
 def summarize(source: Any, preset: str | None = None) -> dict[str, Any]:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -45,3 +55,78 @@ def llm(tiny_model_dir: Path):
                  max_num_batched_tokens=16384)
     yield engine
     del engine
+
+
+class CountingBackend:
+    """The real vLLM backend, recording the requests it is sent (to see retries and resumes)."""
+
+    def __init__(self, llm: Any) -> None:
+        from natural_thoughts.backends.vllm import VLLMBackend
+
+        self.inner = VLLMBackend(llm, use_tqdm=False)
+        self.model_name = self.inner.model_name
+        self.requests: list = []
+
+    def generate(self, requests: list) -> list:
+        self.requests.extend(requests)
+        return self.inner.generate(requests)
+
+
+KEY_ENV = "NT_TEST_OPENAI_KEY"
+"""The environment variable that holds the test server's API key."""
+
+
+class Server:
+    """A `vllm.entrypoints.openai.api_server` subprocess on loopback, in its own process group."""
+
+    def __init__(self, model_dir: Path, log: Path, key: str, reasoning_parser: bool = True,
+                 max_model_len: int = 1024) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+                     "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(self.port),
+                     "--max-model-len", str(max_model_len), "--enforce-eager", "--api-key", key, "--seed", "0"]
+        self.args += ["--reasoning-parser", "deepseek_r1"] if reasoning_parser else []
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 420) -> None:
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the vLLM server exited: {self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        raise TimeoutError(f"the vLLM server did not come up: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the server and its engine processes."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@contextmanager
+def running_server(model_dir: Path, folder: Path, **options: Any) -> Iterator[Server]:
+    """A started `Server` with a fresh API key in `KEY_ENV`, killed (and the key removed) on exit."""
+    key = "sk-nt-" + secrets.token_hex(8)
+    os.environ[KEY_ENV] = key
+    srv = Server(model_dir, folder / "server.log", key, **options)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.kill()
+        os.environ.pop(KEY_ENV, None)

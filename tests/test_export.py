@@ -154,23 +154,27 @@ def test_token_cap_uses_engine_counts(small: Dataset) -> None:
     cap = int(np.median(total))
     kept = export(counted, format="raw", max_tokens=cap)
     assert kept["trace_id"] == [t for t, n in zip(counted["trace_id"], total) if n <= cap]
-    one = mix(counted, mode="system1")
-    assert len(export(one, format="raw", max_tokens=cap)) == sum(a <= cap for a in counted["answer_tokens"])
+    one = mix(counted, mode="system1")  # a row with no answer section apart from its reasoning stays System-2
+    sizes = [a if m == SYSTEM1 else r + a for r, a, m in zip(counted["reasoning_tokens"], counted["answer_tokens"], one["mode"])]
+    assert SYSTEM1 in one["mode"] and len(export(one, format="raw", max_tokens=cap)) == sum(n <= cap for n in sizes)
 
 
 def test_mix_random_and_difficulty(pool: Dataset, small: Dataset) -> None:
     mixed = mix(pool, mode="random", p=0.4, seed=1)
-    share = mixed["mode"].count(SYSTEM2) / len(pool)
+    split = [bool(r) and bool(a) for r, a in zip(pool["reasoning"], pool["answer"])]
+    assert all(m == SYSTEM2 for m, s in zip(mixed["mode"], split) if not s)  # no answer section: System-2
+    share = sum(m == SYSTEM2 for m, s in zip(mixed["mode"], split) if s) / sum(split)
     assert abs(share - 0.4) < 0.05 and mixed["mode"] == mix(pool, mode="random", p=0.4, seed=1)["mode"]
     assert mixed["mode"] != mix(pool, mode="random", p=0.4, seed=2)["mode"]
-    hard = mix(pool, mode="difficulty", column="label.correct", harder="lower")
-    assert [m == SYSTEM2 for m in hard["mode"]] == [c is not True for c in pool["label.correct"]]
+    hard = mix(pool, mode="difficulty", column="label.evaluator_correct", harder="lower")
+    assert [m == SYSTEM2 for m in hard["mode"]] == [
+        c is not True or not s for c, s in zip(pool["label.evaluator_correct"], split)]
     with pytest.raises(KeyError, match="label.disagree"):
         mix(pool, mode="difficulty")
     with pytest.raises(ValueError, match="threshold"):
         mix(pool, mode="difficulty", column="score.reasoning_tokens")
     long = mix(pool, mode="difficulty", column="score.reasoning_tokens", threshold=2000)
-    assert [m == SYSTEM2 for m in long["mode"]] == [n >= 2000 for n in pool["score.reasoning_tokens"]]
+    assert [m == SYSTEM2 for m in long["mode"]] == [n >= 2000 or not s for n, s in zip(pool["score.reasoning_tokens"], split)]
 
 
 def test_system1_rows_keep_the_answer_and_the_instruction(small: Dataset) -> None:

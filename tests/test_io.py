@@ -17,8 +17,8 @@ from datasets import Dataset, DatasetDict
 from natural_thoughts import schema
 from natural_thoughts.io import LoadReport, load_problems, load_traces
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+from .conftest import DATA, needs_data
+
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 QWEN = DATA / "skythought_math500_qwen2.5-math-7b.jsonl"
 
@@ -195,9 +195,9 @@ def test_math500_preset_on_real_file() -> None:
 def test_skythought_preset_on_real_files() -> None:
     raw = read_jsonl(SKY)
     ds = load_traces(SKY, preset="skythought_eval")
-    assert ds.column_names == [*schema.TRACE_COLUMNS, "label.correct"]
+    assert ds.column_names == [*schema.TRACE_COLUMNS, "label.evaluator_correct"]
     assert len(ds) == len(raw) and set(ds["model"]) == {SKY.stem}
-    assert ds["label.correct"] == [bool(r["score"][0]) for r in raw]
+    assert ds["label.evaluator_correct"] == [bool(r["score"][0]) for r in raw]
     assert ds["completion"] == [r["code"][0] for r in raw]
     assert ds["reference_answer"] == [r["gt"] for r in raw]
     assert [json.loads(e)["idx"] for e in ds["extra"]] == [r["idx"] for r in raw]
@@ -258,3 +258,32 @@ def test_shard_folder_is_read_whole_and_sorted(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="parquet"):
         load_traces(tmp_path / "empty")
+
+
+def test_repeated_problem_ids_are_refused_or_numbered(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", [ROWS[0], ROWS[1], ROWS[0]])
+    with pytest.raises(ValueError, match=schema.problem_id(ROWS[0]["problem"])):
+        load_problems(path)
+    ids = load_problems(path, duplicates="number")["problem_id"]
+    assert len(set(ids)) == 3 and ids[2] == f"{ids[0]}#2"
+
+
+def test_repeated_or_negative_trace_keys_are_refused_naming_the_line(tmp_path: Path) -> None:
+    row = {"problem": "q", "completion": "a", "sample_index": 0}
+    columns = {"problem": "problem", "completion": "completion", "sample_index": "sample_index"}
+    with pytest.raises(ValueError, match=r"t\.jsonl:2: trace key .*appears twice"):
+        load_traces(write_jsonl(tmp_path / "t.jsonl", [row, row]), columns=columns, model="m")
+    with pytest.raises(ValueError, match=r"n\.jsonl:1: sample_index -1 is negative"):
+        load_traces(write_jsonl(tmp_path / "n.jsonl", [{**row, "sample_index": -1}]), columns=columns, model="m")
+
+
+def test_non_utf8_bytes_name_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"problem": "ok"}\n{"problem": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=r"latin1\.jsonl:2: not UTF-8"):
+        load_problems(path)
+
+
+def test_an_unknown_trace_format_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="chain"):
+        load_traces(pd.DataFrame({"problem": ["q"], "completion": ["a"]}), trace_format="r1")

@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,63 +23,16 @@ from natural_thoughts.cli import app
 from natural_thoughts.runs import run_status
 from natural_thoughts.shards import ShardStore
 
+from .conftest import KEY_ENV, Server, running_server
+
 pytest.importorskip("openai")
-KEY_ENV = "NT_TEST_OPENAI_KEY"
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 32, "seed": 5}
-
-
-class Server:
-    """A `vllm.entrypoints.openai.api_server` subprocess in its own process group."""
-
-    def __init__(self, model_dir: Path, log: Path, key: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-                     "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(self.port),
-                     "--max-model-len", "1024", "--enforce-eager", "--reasoning-parser", "deepseek_r1",
-                     "--api-key", key, "--seed", "0"]
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self, timeout: float = 420) -> None:
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the vLLM server exited: {self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(1)
-        raise TimeoutError(f"the vLLM server did not come up: {self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL the server and its engine processes."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    key = "sk-nt-" + secrets.token_hex(8)
-    os.environ[KEY_ENV] = key
-    srv = Server(tiny_model_dir, tmp_path_factory.mktemp("server") / "server.log", key)
-    try:
-        srv.start()
+    with running_server(tiny_model_dir, tmp_path_factory.mktemp("server")) as srv:
         yield srv
-    finally:
-        srv.kill()
-        os.environ.pop(KEY_ENV, None)
 
 
 @pytest.fixture(scope="module")

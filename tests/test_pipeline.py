@@ -37,7 +37,7 @@ def test_demo_config_end_to_end_with_real_vllm(llm, tiny_model_dir: Path, tmp_pa
     cfg = RunConfig.from_yaml(DEMO).model_copy(update={"output_dir": str(out)})
     first = run(cfg, engine=llm)
     n_questions = len((DEMO.parent / "demo_questions.jsonl").read_text().splitlines())
-    assert first["stages"] == {"generate": "resumed", **ALL_RAN}
+    assert first["stages"] == {"generate": "ran", **ALL_RAN}
     assert first["problems"] == n_questions and first["traces"] == cfg.generate.n * n_questions
     export_dir = Path(first["export_dir"])
     assert (export_dir / "README.md").exists() and first["card"] == str(export_dir / "README.md")
@@ -62,17 +62,17 @@ def test_demo_config_end_to_end_with_real_vllm(llm, tiny_model_dir: Path, tmp_pa
 
     before = _digests(export_dir)
     again = run(cfg, engine=llm)
-    assert again["stages"] == {"generate": "resumed", **{k: "reused" for k in ALL_RAN}}
+    assert again["stages"] == {"generate": "reused", **{k: "reused" for k in ALL_RAN}}
     assert _digests(export_dir) == before
 
     for stage in ALL_RAN:  # recompute everything after generation from the same traces
         shutil.rmtree(out / stage)
-    assert run(cfg, engine=llm)["stages"] == {"generate": "resumed", **ALL_RAN}
+    assert run(cfg, engine=llm)["stages"] == {"generate": "reused", **ALL_RAN}
     assert _digests(export_dir) == before
 
     smaller = cfg.model_copy(update={"select": cfg.select.model_copy(update={"k": 3})})
     changed = run(smaller, engine=llm)
-    assert changed["stages"] == {"generate": "resumed", "annotate": "reused", "verify": "reused",
+    assert changed["stages"] == {"generate": "reused", "annotate": "reused", "verify": "reused",
                                  "score": "reused", "select": "ran", "export": "ran"}
     assert changed["selected"] <= 3
 
@@ -89,7 +89,7 @@ def test_curate_existing_recipe_on_skythought_traces(tmp_path: Path) -> None:
     assert all([m["from"] for m in r["conversations"]] == ["human", "gpt"] for r in rows)
     correct = dict(zip(*load_from_disk(str(tmp_path / "curated" / "verify" / "columns"))
                        .select_columns(["trace_id", "label.correct"]).to_dict().values()))
-    assert all((r["mode"] == SYSTEM2) == (correct[r["trace_id"]] is not True) for r in rows)
+    assert rows and all(correct[r["trace_id"]] is True for r in rows)  # the recipe keeps verified-correct traces
     card = (export_dir / "README.md").read_text()
     assert "license: apache-2.0" in card and SKY.name in card and str(tmp_path) not in card
     assert "strategies.png" in card and "heuristic tagger" in card
@@ -154,13 +154,52 @@ def _base() -> dict:
     ({"annotate": {"annotators": ["vibes"]}}, "known annotators"),
     ({"annotate": {}}, "tagger"),
     ({"traces": {"source": "t.jsonl"}}, "not both"),
+    ({"mix": {"mode": "sometimes"}}, "mix mode 'sometimes'"),
+    ({"mix": {"p": 1.5}}, "mix.p"),
+    ({"export": {"format": "alpaca"}}, "export format 'alpaca'"),
+    ({"export": {"validation_fraction": 1.0}}, "validation_fraction"),
+    ({"select": {"k": 2.7}}, "select.k"),
+    ({"select": {"seed": -1}}, "select.seed"),
 ])
 def test_config_errors_are_clear(change: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         RunConfig.model_validate({**_base(), **change})
 
 
+def test_trace_format_and_top_level_shape_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="trace_format 'r1'"):
+        RunConfig.model_validate({"traces": {"source": "t.jsonl", "trace_format": "r1"}})
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- traces: {source: t.jsonl}\n")
+    with pytest.raises(ValueError, match="list.yaml: a run config is a mapping"):
+        RunConfig.from_yaml(listed)
+
+
 def test_a_run_needs_an_input() -> None:
     with pytest.raises(ValidationError, match="traces"):
         RunConfig.model_validate({"name": "x"})
     assert RunConfig.model_validate({"traces": {"source": "t.jsonl"}}).traces.source == "t.jsonl"
+
+
+@needs_data
+def test_an_empty_selection_stops_before_the_last_export_is_touched(tmp_path: Path) -> None:
+    from natural_thoughts.config import SelectConfig
+
+    cfg = _curate(tmp_path, 20, select=SelectConfig(selector="Random", k=5))
+    first = run(cfg)
+    before = _digests(Path(first["export_dir"]))
+    empty = cfg.model_copy(update={"select": SelectConfig(selector={"LengthRange": {"min_tokens": 10**9}}, k=5)})
+    with pytest.raises(ValueError, match="nothing to export: the selection is empty.*LengthRange kept 0"):
+        run(empty)
+    assert _digests(Path(first["export_dir"])) == before
+
+
+@needs_data
+def test_an_unreached_budget_is_reported(tmp_path: Path) -> None:
+    from natural_thoughts.config import SelectConfig
+
+    cfg = _curate(tmp_path, 30, select=SelectConfig(selector="DropFlags", k=1000))
+    summary = run(cfg)
+    assert summary["requested"] == 1000 and summary["selected"] < 1000
+    assert "k=1000" in summary["budget_warning"]
+    assert "k=1000" in (Path(summary["export_dir"]) / "README.md").read_text()

@@ -7,26 +7,28 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
 import pytest
+import yaml
 from datasets import Dataset
 
 from natural_thoughts.schema import REASONING_TOKENS
-from natural_thoughts.selectors import ClusterUniform, Random, Selector, Stratified, StrategyCount
+from natural_thoughts.config import SelectConfig
+from natural_thoughts.selectors import ClusterUniform, Random, Selector, Sequential, Stratified, StrategyCount, get_selector
 from natural_thoughts.selectors.diversity import strategy_counts
 from natural_thoughts.selectors.testing import check_selector
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+from .conftest import DATA, needs_data
+
 
 SELECTORS: list[Selector] = [
     ClusterUniform(n_clusters=3), ClusterUniform(on="reasoning", n_clusters=4, k=5, seed=1),
     StrategyCount(), StrategyCount(min=1, max=2, k=4), StrategyCount(min=1, max=3, min_density=2.0, downsample=0.0),
     Stratified(), Stratified(k=6, then="length"), Stratified.s1(k=5), Stratified(by="problem_id", order="random"),
+    Stratified(by="domain", k=4),
 ]
 
 
@@ -71,6 +73,7 @@ def test_cluster_uniform_spreads_over_clusters() -> None:
     assert set(picked[:20]) == set(range(20))  # the first round visits every cluster
     np.testing.assert_array_equal(cu.assign(ds.select(range(100))), cu.labels_[:100])
     assert sel.dropped and all("not reached" in r for r in sel.dropped.values())
+    assert sel.steps[0].dropped == {"ClusterUniform: over cluster quota": 500 - 60}  # grouped, not per row
 
 
 def test_cluster_uniform_embeds_each_problem_once() -> None:
@@ -173,3 +176,36 @@ def test_s1_rank_decay_within_domain() -> None:
     assert sorted(sel.indices.tolist()) == list(range(40))
     with pytest.raises(ValueError, match="then must be"):
         Stratified(then="width").select(ds)
+
+
+def test_cluster_uniform_on_reads_from_yaml() -> None:
+    text = """
+selector:
+  Sequential:
+    steps:
+      - ClusterUniform:
+          on: reasoning
+          n_clusters: 4
+"""
+    data = yaml.safe_load(text)
+    assert True in data["selector"]["Sequential"]["steps"][0]["ClusterUniform"]  # YAML 1.1 reads `on` as True
+    expected = Sequential([ClusterUniform(on="reasoning", n_clusters=4)])
+    assert get_selector(data["selector"]) == expected
+    config = SelectConfig.model_validate(data)
+    assert config.selector == {"Sequential": {"steps": [{"ClusterUniform": {"on": "reasoning", "n_clusters": 4}}]}}
+    assert get_selector(config.selector) == expected
+
+
+def test_stratified_defaults_to_the_annotated_domain() -> None:
+    ds = Dataset.from_dict({"domain": ["math"] * 6, "label.domain": ["Science", "Law", "Science", "Law", "Law", None]})
+    sel = Stratified(k=4, seed=0).select(ds)
+    assert sel.steps[0].fitted == {"by_": "label.domain"}
+    groups = Counter(r.split(" ")[0] for r in sel.reasons)
+    assert set(groups) == {"label.domain=Science", "label.domain=Law", "label.domain=None"}  # round 1 visits each
+    assert sorted(groups.values()) == [1, 1, 2]
+    assert sel.steps[0].dropped == {"Stratified: over group quota": 2}
+    unlabelled = ds.remove_columns("label.domain").add_column("label.domain", [None] * 6)
+    assert Stratified(k=2).select(unlabelled).steps[0].fitted == {"by_": "domain"}
+    assert Stratified(by="domain", k=2).select(ds).reasons[0].startswith("domain=math")
+    with pytest.raises(KeyError, match="domain"):
+        Stratified().select(Dataset.from_dict({"problem": ["a"]}))

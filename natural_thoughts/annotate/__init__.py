@@ -2,7 +2,8 @@
 
 `annotate(traces, ["strategies", "domain", ...], model=...)` adds `label.*` columns through the same
 backends and resumable shards as `generate`; `tag_strategies` fills `label.strategies` without a
-model; `LLMJudge` decides answer equivalence for `ModelsDisagree(judge="llm")` and `verify`.
+model; `LLMJudge` (built from a config value by `build_judge`) decides answer equivalence for
+`ModelsDisagree(judge="llm")` and `verify`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from .annotators import (
     AnswerJudge,
     Difficulty,
     Domain,
+    ResponseJudge,
     Strategies,
     Verbosity,
     get_annotator,
 )
 from .base import Annotator, ReplyError, shorten
-from .judge import LLMJudge
+from .judge import LLMJudge, build_judge
 from .runner import DEFAULT_SAMPLING, annotate
 from .tagger import MARKERS, tag_strategies, tag_text, tagger_agreement
 from .taxonomy import DOMAINS, STRATEGIES
@@ -34,9 +36,11 @@ __all__ = [
     "Domain",
     "LLMJudge",
     "ReplyError",
+    "ResponseJudge",
     "Strategies",
     "Verbosity",
     "annotate",
+    "build_judge",
     "get_annotator",
     "shorten",
     "tag_strategies",

@@ -1,4 +1,4 @@
-"""The built-in LLM annotators: strategies, domain, verbosity, difficulty, answer equivalence.
+"""The built-in LLM annotators: strategies, domain, verbosity, difficulty, answer/response equivalence.
 
 Each declares the pydantic model of its answer (the JSON schema that constrains decoding) and the
 `label.*` columns it fills. Field order puts a short rationale before a score, so a judge writes its
@@ -12,6 +12,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from ..answers import answer_or_closing, weak_final
 from .base import Annotator, reasoning_text
 from .taxonomy import DOMAINS, STRATEGIES
 
@@ -187,8 +188,6 @@ class AnswerJudge(Annotator):
         return (*cols, self.question_column) if self.question_column else cols
 
     def _pair(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
-        from ..selectors.difficulty import weak_final
-
         other = row[self.other_column]
         return row[self.answer_column], weak_final(other) if self.other_column == "weak_answer" else other
 
@@ -200,11 +199,17 @@ class AnswerJudge(Annotator):
     def context(self, row: dict[str, Any]) -> dict[str, Any]:
         a, b = self._pair(row)
         question = row[self.question_column] if self.question_column else None
-        return self.pair_context(a or "", b or "", question)
+        return self.pair_context(a or "", b or "", question, self._reference(row))
 
-    def pair_context(self, a: str, b: str, question: str | None = None) -> dict[str, Any]:
-        """Template variables for one pair of answers (and optionally the question)."""
-        return {"question": self.shown(question), "answer": self.shown(a), "other": self.shown(b)}
+    def _reference(self, row: dict[str, Any]) -> str | None:
+        """The row's reference answer, for prompts that show one (this one does not)."""
+        return None
+
+    def pair_context(self, a: str, b: str, question: str | None = None,
+                     reference: str | None = None) -> dict[str, Any]:
+        """Template variables for one pair (and optionally the question and a reference answer)."""
+        return {"question": self.shown(question), "reference": self.shown(reference),
+                "answer": self.shown(a), "other": self.shown(b)}
 
     def label_types(self) -> dict[str, pa.DataType]:
         return {self.name: pa.bool_()}
@@ -213,12 +218,49 @@ class AnswerJudge(Annotator):
         return {self.name: (not answer.equivalent) if self.report == "disagree" else answer.equivalent}
 
 
+class ResponseJudge(AnswerJudge):
+    """Whether two responses to a question reach the same result, judged by an LLM (NaturalThoughts'
+    "Models Disagree" judge, for free-form answers and weak responses that are whole paragraphs).
+
+    Each side is shown as its final answer where one is extracted, else as its closing part
+    (`answers.CLOSING_CHARS` characters): the teacher's `answer_column`, else the end of its
+    `response_column`; the weak side `answers.answer_or_closing(other_column)`. The question and,
+    when the row has one, the reference answer are shown too. Labels as `AnswerJudge` does
+    (`report="disagree"`: `label.disagree`, True when the responses differ).
+    """
+
+    prompt_file = "response_judge.v1.jinja"
+
+    def __init__(self, answer_column: str = "final_answer", other_column: str = "weak_answer",
+                 question_column: str | None = "problem", report: Literal["disagree", "equivalent"] = "disagree",
+                 max_chars: int = 4000, prompt: str | None = None, name: str | None = None,
+                 reference_column: str | None = "reference_answer", response_column: str | None = "completion") -> None:
+        super().__init__(answer_column, other_column, question_column, report, max_chars, prompt, name)
+        self.reference_column = reference_column
+        self.response_column = response_column
+
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        extra = (c for c in (self.reference_column, self.response_column) if c)
+        return tuple(dict.fromkeys((*super().needs, *extra)))
+
+    def _pair(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
+        final = row[self.answer_column]
+        if not (final or "").strip() and self.response_column:
+            final = answer_or_closing(row[self.response_column])
+        return final, answer_or_closing(row[self.other_column])
+
+    def _reference(self, row: dict[str, Any]) -> str | None:
+        return row[self.reference_column] if self.reference_column else None
+
+
 ANNOTATORS: dict[str, type[Annotator]] = {
     "strategies": Strategies,
     "domain": Domain,
     "verbosity": Verbosity,
     "difficulty": Difficulty,
     "answer_judge": AnswerJudge,
+    "response_judge": ResponseJudge,
 }
 """Names usable in `annotate(annotators=[...])`, configs and the command line."""
 

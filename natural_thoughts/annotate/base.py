@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 PROMPTS = "natural_thoughts.annotate.prompts"
 DEFAULT_MAX_CHARS = 12_000
+NAME = re.compile(r"[A-Za-z0-9_-]+")
+"""What an annotator name may hold: it becomes `label.<name>` and the folder `<name>-<hash>`."""
 """Default cap on the characters of reasoning (or problem) text shown to a judge."""
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -68,6 +71,9 @@ class Annotator:
     def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, prompt: str | Path | None = None,
                  name: str | None = None) -> None:
         self.name = name or type(self).name
+        if not NAME.fullmatch(self.name):
+            raise ValueError(f"annotator name {self.name!r} must be letters, digits, '_' or '-' (it names "
+                             "columns and a folder under output_dir)")
         self.max_chars = max_chars
         self.prompt = prompt
 

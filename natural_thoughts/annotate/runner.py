@@ -23,10 +23,10 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from ..backends import Backend, Request, Response, get_backend
-from ..generate import request_seed
 from ..schema import as_dict, require_columns
 from ..shards import ShardStore
-from .annotators import AnswerJudge, get_annotator
+from ..trace_rows import request_seed
+from .annotators import get_annotator
 from .base import Annotator, ReplyError
 
 log = logging.getLogger(__name__)

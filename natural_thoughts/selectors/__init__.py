@@ -16,6 +16,7 @@ from .diversity import ClusterUniform, StrategyCount, Stratified
 from .length import LengthRange, Long, RankDecay, TopLength
 from .quality import Correct, DropFlags, LanguageMix, Repetition
 from .random import Random
+from .verbosity import VerbosityBand
 
 __all__ = [
     "ClusterUniform",
@@ -40,6 +41,7 @@ __all__ = [
     "Stratified",
     "TopLength",
     "Union",
+    "VerbosityBand",
     "WeakSolves",
     "WeightedSum",
     "available_selectors",

@@ -6,12 +6,18 @@
 - `select(ds, k=None, seed=None) -> Selection`: row indices, a score and a reason for each pick,
   plus what each step dropped and why. `k`/`seed` given here override the constructor's.
 - Deterministic for a seed, never mutates its input, handles empty input, picklable.
+
+Drop reasons live at two levels: `Selection.dropped` keeps each dropped row's own reason (the
+detail), while a step's report counts dropped rows by *kind* ("Long: not sampled"), so a report
+or a card stays a few lines long whatever the pool size.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
+import numbers
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -24,17 +30,20 @@ from datasets import Dataset
 from ..schema import require_columns
 
 ENTRY_POINT_GROUP = "natural_thoughts.selectors"
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class StepReport:
-    """What one selector did: rows in, rows kept, and dropped rows counted by reason."""
+    """What one selector did: rows in, rows kept, dropped rows counted by reason kind, and the
+    values it chose from the data (`fitted`, e.g. Long's `C_` with `C="auto"`)."""
 
     name: str
     params: dict[str, Any]
     n_in: int
     n_kept: int
     dropped: dict[str, int] = field(default_factory=dict)
+    fitted: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,7 +51,8 @@ class Selection:
     """Rows picked from `dataset`, in pick order, with a score and a reason for each.
 
     `dropped` holds the rows left out with the reason of the step that dropped them, so nothing
-    disappears without a record.
+    disappears without a record. `requested_k` is the budget asked for (None: no budget); when
+    fewer rows were selected, `budget_warning()` says so.
     """
 
     dataset: Dataset
@@ -51,6 +61,7 @@ class Selection:
     reasons: list[str]
     steps: list[StepReport] = field(default_factory=list)
     dropped: dict[int, str] = field(default_factory=dict)
+    requested_k: int | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -62,11 +73,12 @@ class Selection:
         return picked.add_column("selection.reason", list(self.reasons))
 
     def report(self) -> pd.DataFrame:
-        """Kept/dropped per step with reasons, one row per step (renders as a table in Jupyter)."""
+        """Kept/dropped per step with dropped rows counted by reason kind, one row per step
+        (renders as a table in Jupyter; each row's own reason is in `dropped`)."""
         rows = [
             {
                 "step": s.name,
-                "params": json.dumps(s.params, default=str, sort_keys=True),
+                "params": json.dumps({**s.params, **s.fitted}, default=str, sort_keys=True),
                 "in": s.n_in,
                 "kept": s.n_kept,
                 "dropped": s.n_in - s.n_kept,
@@ -76,11 +88,26 @@ class Selection:
         ]
         return pd.DataFrame(rows, columns=["step", "params", "in", "kept", "dropped", "dropped_by_reason"])
 
+    def budget_warning(self) -> str | None:
+        """A sentence when fewer rows were selected than `requested_k`, naming the step that
+        dropped the most rows and its main reason; None when the budget was met or not set."""
+        if self.requested_k is None or len(self) >= self.requested_k:
+            return None
+        text = f"k={self.requested_k} was requested but only {len(self)} of {len(self.dataset)} rows were selected"
+        worst = max(self.steps, key=lambda s: s.n_in - s.n_kept, default=None)
+        if worst is None or worst.n_in == worst.n_kept:
+            return text + " (no step dropped any: the pool is smaller than k)."
+        main = max(worst.dropped.items(), key=lambda kv: (kv[1], kv[0]))[0] if worst.dropped else "no reason recorded"
+        return (text + f"; {worst.name} cut the most ({worst.n_in - worst.n_kept} of its {worst.n_in} rows, "
+                f"mostly {main!r}).")
+
     def provenance(self) -> dict[str, Any]:
         """A JSON-ready summary of how the selection was made (for manifests and cards)."""
         return {
             "n_pool": len(self.dataset),
             "n_selected": len(self),
+            "requested_k": self.requested_k,
+            "budget_warning": self.budget_warning(),
             "steps": [s.__dict__ for s in self.steps],
         }
 
@@ -131,25 +158,48 @@ class Selector:
         tiebreak = rng.permutation(len(ds))
         order = np.lexsort((tiebreak, -scores))[:k]
         return selection_from_picks(self, ds, order, scores[order], [f"top-{k} by score"] * len(order),
-                                    drop_reason=f"outside top-{k} by score")
+                                    drop_reason=f"outside top-{k} by score",
+                                    kind=f"{type(self).__name__}: outside top-k by score")
+
+
+def _whole_number(value: Any, name: str, selector: Selector) -> int:
+    """`value` as an int; integral floats (1000.0) pass, anything else is an error naming it."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{type(selector).__name__}: {name} must be a whole number, got {value!r}")
+
+
+def requested_k(selector: Selector, k: int | None) -> int | None:
+    """The budget asked for: `k` from the call, else the selector's own `k` attribute, else None."""
+    return getattr(selector, "k", None) if k is None else k
 
 
 def resolve_k(selector: Selector, k: int | None, n: int) -> int:
-    """`k` from the call, else the selector's own `k` attribute, else all rows; never above n."""
-    if k is None:
-        k = getattr(selector, "k", None)
+    """`k` from the call, else the selector's own `k` attribute, else all rows; never above n.
+
+    A non-integer or negative k is an error (a budget of 2.7 rows means a mistake upstream)."""
+    k = requested_k(selector, k)
     if k is None:
         return n
+    k = _whole_number(k, "k", selector)
     if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
-    return min(int(k), n)
+        raise ValueError(f"{type(selector).__name__}: k must be >= 0, got {k}")
+    return min(k, n)
 
 
 def resolve_seed(selector: Selector, seed: int | None) -> int:
-    """`seed` from the call, else the selector's own `seed` attribute, else 0."""
+    """`seed` from the call, else the selector's own `seed` attribute, else 0; a non-negative
+    whole number (numpy's generators refuse negative seeds)."""
     if seed is None:
         seed = getattr(selector, "seed", None)
-    return 0 if seed is None else int(seed)
+    if seed is None:
+        return 0
+    seed = _whole_number(seed, "seed", selector)
+    if seed < 0:
+        raise ValueError(f"{type(selector).__name__}: seed must be >= 0, got {seed}")
+    return seed
 
 
 def selection_from_picks(
@@ -159,8 +209,12 @@ def selection_from_picks(
     scores: np.ndarray,
     reasons: list[str],
     drop_reason: str | list[str] | Callable[[int], str],
+    kind: str | Callable[[int], str] | None = None,
 ) -> Selection:
-    """Build a one-step `Selection`; every row not picked is recorded with its drop reason."""
+    """Build a one-step `Selection`; every row not picked is recorded with its drop reason (its
+    own detail), and the step report counts them by reason `kind`: one phrase for all, or a few
+    given per row by a callable (default: the drop reason when it is one string, else
+    "<Selector>: not selected")."""
     picks = np.asarray(picks, dtype=np.int64)
     kept = np.zeros(len(ds), dtype=bool)
     kept[picks] = True
@@ -171,12 +225,15 @@ def selection_from_picks(
         dropped = {int(i): drop_reason(int(i)) for i in dropped_rows}
     else:
         dropped = {int(i): drop_reason[i] for i in dropped_rows}
+    if kind is None:
+        kind = drop_reason if isinstance(drop_reason, str) else f"{type(selector).__name__}: not selected"
+    kinds = Counter(kind(int(i)) for i in dropped_rows) if callable(kind) else {kind: len(dropped)}
     step = StepReport(
         name=type(selector).__name__,
         params=selector.get_params(),
         n_in=len(ds),
         n_kept=len(picks),
-        dropped=dict(Counter(dropped.values())),
+        dropped=dict(kinds) if dropped else {},
     )
     return Selection(ds, picks, np.asarray(scores, dtype=float), list(reasons), [step], dropped)
 
@@ -211,10 +268,28 @@ def available_selectors() -> dict[str, type[Selector]]:
     return found
 
 
+def _yaml_keys(params: dict[Any, Any]) -> dict[str, Any]:
+    """Parameter names as written: YAML 1.1 (PyYAML's `safe_load`) reads a bare `on:` key as `True`."""
+    return {("on" if k is True else k): v for k, v in params.items()}
+
+
+def normalize_spec(spec: str | dict[str, Any] | Selector) -> str | dict[str, Any] | Selector:
+    """`spec` with YAML 1.1's `True` keys turned back into `on`, at every nesting level (steps,
+    weights), so a config that says `on: reasoning` means what it says."""
+    if isinstance(spec, dict):
+        return {k: normalize_spec(v) for k, v in _yaml_keys(spec).items()}
+    if isinstance(spec, list):
+        return [normalize_spec(v) for v in spec]
+    return spec
+
+
 def get_selector(spec: str | dict[str, Any] | Selector) -> Selector:
-    """Resolve `"Long"`, `{"name": "Long", "C": 4000}` or `{"Long": {"C": 4000}}` to an instance."""
+    """Resolve `"Long"`, `{"name": "Long", "C": 4000}` or `{"Long": {"C": 4000}}` to an instance.
+
+    A `True` parameter key (YAML 1.1 reads a bare `on:` as the boolean) means `on`."""
     if isinstance(spec, Selector):
         return spec
+    spec = normalize_spec(spec)
     if isinstance(spec, str):
         name, params = spec, {}
     elif "name" in spec:
@@ -234,6 +309,15 @@ def get_selector(spec: str | dict[str, Any] | Selector) -> Selector:
 
 def select(ds: Dataset, selector: Selector | str | dict[str, Any], k: int | None = None,
            seed: int | None = None) -> Selection:
-    """Fit (when the selector learns) and select from `ds` in one call."""
+    """Fit (when the selector learns) and select from `ds` in one call.
+
+    Records the budget asked for (`k`, else the selector's own) as `Selection.requested_k` and
+    logs a warning when fewer rows survive, naming the step that cut the most."""
     sel = get_selector(selector)
-    return sel.fit(ds).select(ds, k=k, seed=seed)
+    selection = sel.fit(ds).select(ds, k=k, seed=seed)
+    budget = requested_k(sel, k)
+    selection.requested_k = None if budget is None else _whole_number(budget, "k", sel)
+    warning = selection.budget_warning()
+    if warning:
+        log.warning("%s", warning)
+    return selection

@@ -156,4 +156,5 @@ class WeightedSum(Selector):
                    + ", ".join(f"{name} {v:+.2f}" for name, v in zip(labels, parts[i])) + ")"
                    for i in order]
         return selection_from_picks(self, ds, order, scores[order], reasons,
-                                    drop_reason=f"outside top-{k} by weighted sum")
+                                    drop_reason=f"outside top-{k} by weighted sum",
+                                    kind="WeightedSum: outside top-k by weighted sum")

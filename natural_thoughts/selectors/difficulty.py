@@ -7,44 +7,27 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from .. import verify
+from ..answers import METHODS, Judge, Pairs, Texts, answer_or_closing, ask_judge, equivalent, weak_final
 from .base import Selection, Selector, column, register
 from .random import filter_selection
 
-JUDGES: tuple[str, ...] = (*verify.METHODS, "llm")
-RAW_TEXT_CHARS = 200
-"""A weak-model cell longer than this (or holding `\\boxed`/a newline) is a full response, not an answer."""
+JUDGES: tuple[str, ...] = (*METHODS, "llm")
+_VERDICT_WORDS = {False: "models disagree", True: "models agree", None: "undecided"}
 
 
-def weak_final(text: str | None) -> str | None:
-    """The final answer in a weak-model cell: the cell itself, or extracted from a full response."""
-    if text is None:
-        return None
-    if "\\boxed" in text or "\n" in text or len(text) > RAW_TEXT_CHARS:
-        from ..parse import extract_final_answer
+def judge_pairs(pairs: Pairs, judge: str, llm_judge: Judge | None = None, what: str = "selector",
+                questions: Texts | None = None, references: Texts | None = None) -> list[bool | None]:
+    """Equivalence of each (a, b) pair by `judge`; None where a side is missing or undecided.
 
-        return extract_final_answer(text)
-    return text
-
-
-def judge_pairs(pairs: list[tuple[str | None, str | None]], judge: str, llm_judge: Any = None,
-                what: str = "selector") -> list[bool | None]:
-    """Equivalence of each (a, b) pair by `judge`; None where a side is missing or undecided."""
+    `questions`/`references` go to the LLM judge only (`answers.ask_judge`)."""
     if judge not in JUDGES:
         raise ValueError(f"{what}: unknown judge {judge!r}; choose one of {JUDGES}")
     if judge != "llm":
-        return [verify.equivalent(a, b, judge) for a, b in pairs]  # type: ignore[arg-type]
+        return [equivalent(a, b, judge) for a, b in pairs]  # type: ignore[arg-type]
     if llm_judge is None:
-        raise ValueError(f"{what}: judge='llm' needs llm_judge=<an object with "
-                         ".equivalent(pairs) -> list[bool | None]>, e.g. the annotation LLM judge")
-    asked = [i for i, (a, b) in enumerate(pairs) if a is not None and b is not None]
-    answers = list(llm_judge.equivalent([(pairs[i][0], pairs[i][1]) for i in asked]))
-    if len(answers) != len(asked):
-        raise ValueError(f"{what}: llm_judge returned {len(answers)} verdicts for {len(asked)} pairs")
-    out: list[bool | None] = [None] * len(pairs)
-    for i, verdict in zip(asked, answers):
-        out[i] = verdict
-    return out
+        raise ValueError(f"{what}: judge='llm' needs llm_judge=<a Judge object, a model name, or a dict such as "
+                         "{model: NAME_OR_PATH, backend: vllm|openai, base_url: ..., sampling: {...}}>")
+    return ask_judge(llm_judge, pairs, questions, references, what)
 
 
 @register
@@ -52,38 +35,86 @@ class ModelsDisagree(Selector):
     """Keep traces whose final answer differs from a weaker model's answer to the same problem.
 
     Where a strong teacher and a weak model disagree the problem is likely hard, so its trace
-    teaches more (NaturalThoughts' "models disagree"). Rows where either answer is missing are
-    dropped as "undecided". With `k`, a seeded uniform subsample of the disagreeing rows.
+    teaches more (NaturalThoughts' "models disagree"). A precomputed `label_column` (True = the
+    models disagree, as the `answer_judge`/`response_judge` annotators write `label.disagree`) is
+    used where it is set; other rows are compared by `judge`. With `judge="llm"` the `llm_judge`
+    (a `Judge`, a model name, or a dict of `annotate.LLMJudge` arguments, built on first use) reads
+    the question (`problem`), the reference (`reference_answer`) and both responses: final answers
+    where extracted, else the closing part of each (`answers.answer_or_closing`). Rows left
+    undecided are dropped. With `k`, a seeded uniform subsample of the disagreeing rows.
     """
 
     def __init__(self, judge: str = "math", teacher_column: str = "final_answer",
                  weak_column: str = "weak_answer", k: int | None = None, seed: int = 0,
-                 llm_judge: Any = None) -> None:
+                 llm_judge: Any = None, label_column: str | None = "label.disagree") -> None:
         self.judge = judge
         self.teacher_column = teacher_column
         self.weak_column = weak_column
         self.k = k
         self.seed = seed
         self.llm_judge = llm_judge
+        self.label_column = label_column
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without a judge built from a spec (it holds an engine); it is built again on use."""
+        return {k: v for k, v in self.__dict__.items() if k != "_built_judge"}
 
     def verdicts(self, ds: Dataset) -> list[bool | None]:
         """Per row: True when the answers agree, False when they differ, None when undecided."""
+        return self.decide(ds)[0]
+
+    def decide(self, ds: Dataset) -> tuple[list[bool | None], list[str]]:
+        """Per row: the verdict (as `verdicts`) and what decided it (`label_column` or the judge)."""
+        if self.judge not in JUDGES:
+            raise ValueError(f"ModelsDisagree: unknown judge {self.judge!r}; choose one of {JUDGES}")
+        verdicts: list[bool | None] = [None] * len(ds)
+        if self.label_column and self.label_column in ds.column_names:
+            verdicts = [None if v is None else not bool(v) for v in column(ds, self.label_column)]
+        how = [self.judge if v is None else str(self.label_column) for v in verdicts]
+        rows = [i for i, v in enumerate(verdicts) if v is None]
+        if rows:
+            for i, v in zip(rows, self._judge_rows(ds, rows)):
+                verdicts[i] = v
+        return verdicts, how
+
+    def _judge_rows(self, ds: Dataset, rows: list[int]) -> list[bool | None]:
+        """`judge`'s verdicts on `rows`: bare final answers, or responses shown to the LLM judge."""
         teacher = column(ds, self.teacher_column, "ModelsDisagree (teacher_column)")
         weak = column(ds, self.weak_column, "ModelsDisagree (weak_column)")
-        pairs = [(t, weak_final(w)) for t, w in zip(teacher, weak)]
-        return judge_pairs(pairs, self.judge, self.llm_judge, "ModelsDisagree")
+        if self.judge != "llm":
+            return judge_pairs([(teacher[i], weak_final(weak[i])) for i in rows], self.judge, what="ModelsDisagree")
+        judge = self._llm_judge()
+
+        def cells(name: str) -> list[Any]:
+            values = ds[name] if name in ds.column_names else [None] * len(ds)
+            return [values[i] for i in rows]
+
+        responses = cells("completion")
+        pairs = [(t if (t or "").strip() else answer_or_closing(r), answer_or_closing(w))
+                 for t, r, w in zip((teacher[i] for i in rows), responses, (weak[i] for i in rows))]
+        return judge_pairs(pairs, "llm", judge, "ModelsDisagree", cells("problem"), cells("reference_answer"))
+
+    def _llm_judge(self) -> Judge:
+        """`llm_judge` itself when it is a Judge, else the judge built from it (once per spec)."""
+        if self.llm_judge is None or isinstance(self.llm_judge, Judge):
+            return self.llm_judge  # type: ignore[return-value]  # None: judge_pairs says what to set
+        built = self.__dict__.get("_built_judge")
+        if built is None or built[0] != self.llm_judge:
+            from ..annotate.judge import build_judge  # the model-call layer, only when an LLM is asked
+
+            built = self._built_judge = (self.llm_judge, build_judge(self.llm_judge))
+        return built[1]
 
     def score(self, ds: Dataset) -> np.ndarray:
         """1.0 where the models disagree, 0.0 where they agree or it is undecided."""
         return np.asarray([v is False for v in self.verdicts(ds)], dtype=float)
 
     def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The disagreeing rows (cut to `k` if given)."""
-        verdicts = self.verdicts(ds)
+        """The disagreeing rows (cut to `k` if given); each reason names what decided it."""
+        verdicts, how = self.decide(ds)
         keep = np.asarray([v is False for v in verdicts], dtype=bool)
-        words = {False: "models disagree", True: "models agree", None: "undecided"}
-        reasons = [f"{words[v]} ({self.judge})" for v in verdicts]
-        summaries = [f"ModelsDisagree: {words[v]}" for v in verdicts]
+        reasons = [f"{_VERDICT_WORDS[v]} ({h})" for v, h in zip(verdicts, how)]
+        summaries = [f"ModelsDisagree: {_VERDICT_WORDS[v]}" for v in verdicts]
         return filter_selection(self, ds, keep, keep.astype(float), reasons, summaries, k, seed)
 
 
@@ -92,7 +123,7 @@ class PassRate(Selector):
     """Keep every trace of problems whose pass rate over their samples lies in [low, high].
 
     The pass rate is the mean of `correct_column` over a problem's rows (None cells ignored); when
-    that column is absent it is computed with `verify.equivalent(final_answer, reference_answer)`.
+    that column is absent it is computed with `answers.equivalent(final_answer, reference_answer)`.
     Counts read the same way: `PassRate(low=1/32, high=3/32)` keeps problems solved 1–3 times in 32.
     """
 
@@ -107,7 +138,7 @@ class PassRate(Selector):
             return [None if v is None else bool(v) for v in column(ds, self.correct_column)]
         answers = column(ds, "final_answer", f"PassRate (no {self.correct_column!r} column, so)")
         refs = column(ds, "reference_answer", f"PassRate (no {self.correct_column!r} column, so)")
-        return [verify.equivalent(a, r, "math") for a, r in zip(answers, refs)]
+        return [equivalent(a, r, "math") for a, r in zip(answers, refs)]
 
     def rates(self, ds: Dataset) -> tuple[np.ndarray, list[str]]:
         """Each row's problem pass rate (NaN when undecided) and a 'c/n' count string."""

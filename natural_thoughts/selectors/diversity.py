@@ -3,7 +3,8 @@
 - `ClusterUniform` on questions is NaturalThoughts' semantic diversity; on reasoning text it is
   embedding-based strategy diversity.
 - `StrategyCount` is NaturalThoughts' rule on annotated strategies (count range + density).
-- `Stratified` is topic-uniform sampling; `Stratified.s1()` is s1's domain-then-length rule.
+- `Stratified` is topic-uniform sampling (by default over the annotated `label.domain`, else
+  `domain`); `Stratified.s1()` is s1's domain-then-length rule.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ..embed import DEFAULT_MODEL, embed
 from ..schema import REASONING_TOKENS
 from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
 from .random import filter_selection
+
+DOMAIN_COLUMNS = ("label.domain", "domain")
+"""Where a trace's domain lives: the annotator's label first, then the source's own column."""
 
 
 def _group_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -61,6 +65,14 @@ def _uniform_groups(codes: np.ndarray, priority: np.ndarray, k: int,
             queues[j] = queues[-1]
             queues.pop()
     return np.asarray(picks, dtype=np.int64), rounds
+
+
+def domain_column(ds: Dataset) -> str | None:
+    """The first of `DOMAIN_COLUMNS` that holds any value (None when neither does)."""
+    for name in DOMAIN_COLUMNS:
+        if name in ds.column_names and any(v is not None and v != "" for v in column(ds, name)):
+            return name
+    return None
 
 
 def reasoning_lengths(ds: Dataset, words_only: bool = False) -> tuple[np.ndarray, str]:
@@ -146,7 +158,8 @@ class ClusterUniform(Selector):
         picks = order[: resolve_k(self, k, len(ds))]
         reasons = [f"cluster {labels[i]} (round {rounds[i] + 1})" for i in picks]
         return selection_from_picks(self, ds, picks, 1.0 / (1.0 + rounds[picks]), reasons,
-                                    drop_reason=lambda i: f"cluster {labels[i]}: round {rounds[i] + 1} not reached")
+                                    drop_reason=lambda i: f"cluster {labels[i]}: round {rounds[i] + 1} not reached",
+                                    kind="ClusterUniform: over cluster quota")
 
 
 def strategy_counts(value: Any, row: int, name: str) -> dict[str, float]:
@@ -252,6 +265,8 @@ class StrategyCount(Selector):
 class Stratified(Selector):
     """Uniform over the values of a label (topic-uniform sampling).
 
+    `by=None` (the default) groups by the annotated `label.domain` when it holds any value, else
+    by the source's `domain`; the step report records the column used (`by_`).
     `order="round_robin"` visits the groups in a seeded order, round after round;
     `order="random"` draws a group uniformly among those not yet exhausted for every pick.
     Within a group the next row is random (`then=None`) or, with `then="length"`, drawn with
@@ -259,7 +274,7 @@ class Stratified(Selector):
     rows not yet picked. Rows whose label is empty form the group "None".
     """
 
-    def __init__(self, by: str = "domain", k: int | None = None, seed: int = 0,
+    def __init__(self, by: str | None = None, k: int | None = None, seed: int = 0,
                  then: str | None = None, order: str = "round_robin") -> None:
         self.by = by
         self.k = k
@@ -268,16 +283,21 @@ class Stratified(Selector):
         self.order = order
 
     @classmethod
-    def s1(cls, by: str = "domain", k: int | None = 1000, seed: int = 0) -> Stratified:
+    def s1(cls, by: str | None = None, k: int | None = 1000, seed: int = 0) -> Stratified:
         """s1's rule: draw a domain uniformly, then within it a trace with weight 2**-rank by length."""
         return cls(by=by, k=k, seed=seed, then="length", order="random")
+
+    def group_column(self, ds: Dataset) -> str:
+        """The column grouped by: `by`, else `label.domain` when it holds values, else `domain`."""
+        return self.by or domain_column(ds) or DOMAIN_COLUMNS[-1]
 
     def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
         """Picks spread evenly over groups; score 1/round, reason names group, round (and length rank)."""
         if self.then not in (None, "length") or self.order not in ("round_robin", "random"):
             raise ValueError(f"Stratified: then must be None or 'length' and order 'round_robin' or 'random'; "
                              f"got then={self.then!r}, order={self.order!r}")
-        codes, names = _group_codes(column(ds, self.by, "Stratified"))
+        by = self.group_column(ds)
+        codes, names = _group_codes(column(ds, by, "Stratified"))
         rng = np.random.default_rng(resolve_seed(self, seed))
         gumbel = rng.gumbel(size=len(ds))
         length_rank = np.zeros(len(ds), dtype=np.int64)
@@ -291,7 +311,10 @@ class Stratified(Selector):
         else:
             picks, rounds = _uniform_groups(codes, priority, k, rng)
         picks = picks[:k]
-        reasons = [f"{self.by}={names[codes[i]]} (round {rounds[i] + 1}"
+        reasons = [f"{by}={names[codes[i]]} (round {rounds[i] + 1}"
                    + (f", length rank {length_rank[i]})" if self.then == "length" else ")") for i in picks]
-        return selection_from_picks(self, ds, picks, 1.0 / (1.0 + rounds[picks]), reasons,
-                                    drop_reason=lambda i: f"{self.by}={names[codes[i]]}: not drawn within k={k}")
+        sel = selection_from_picks(self, ds, picks, 1.0 / (1.0 + rounds[picks]), reasons,
+                                   drop_reason=lambda i: f"{by}={names[codes[i]]}: not drawn within k={k}",
+                                   kind="Stratified: over group quota")
+        sel.steps[0].fitted = {"by_": by}
+        return sel

@@ -34,32 +34,58 @@ class Long(Selector):
     Long traces are kept almost surely, short ones rarely, so the sample leans towards long
     reasoning without discarding every short trace. With `k`, a seeded uniform subsample of `k`
     of the survivors.
+
+    `C="auto"` chooses C from the data: the `C_quantile` quantile of the reasoning lengths (at
+    least 1), so a teacher whose traces are shorter than a fixed C still yields a sample. `fit`
+    stores the chosen value as `C_` (without `fit`, `select` computes it from the rows it is
+    given); the step report records it. A numeric C is used as given, exactly as in the paper.
     """
 
-    def __init__(self, C: float = 5000, tau: float = 2.5, k: int | None = None, seed: int = 0,
-                 column: str = REASONING_TOKENS) -> None:
+    def __init__(self, C: float | str = 5000, tau: float = 2.5, k: int | None = None, seed: int = 0,
+                 column: str = REASONING_TOKENS, C_quantile: float = 0.9) -> None:
         self.C = C
         self.tau = tau
         self.k = k
         self.seed = seed
         self.column = column
+        self.C_quantile = C_quantile
+
+    def _choose_C(self, lens: np.ndarray) -> float:
+        """C as given, or with `C="auto"` the `C_quantile` quantile of `lens` (at least 1 token)."""
+        if self.C == "auto":
+            if not 0 < self.C_quantile <= 1:
+                raise ValueError(f"Long: C_quantile must be in (0, 1], got {self.C_quantile}")
+            return max(float(np.quantile(lens, self.C_quantile)) if len(lens) else 1.0, 1.0)
+        if isinstance(self.C, str) or self.C <= 0:
+            raise ValueError(f"Long: C must be a number > 0 or 'auto', got {self.C!r}")
+        return float(self.C)
+
+    def fit(self, ds: Dataset) -> Long:
+        """Choose C (see the class doc); sets `C_`."""
+        self.C_ = self._choose_C(lengths(ds, self.column, "Long"))
+        return self
+
+    def _probabilities(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+        """Lengths, keep probabilities and the C used (the fitted `C_`, else chosen from `ds`)."""
+        lens = lengths(ds, self.column, "Long")
+        C = self.C_ if hasattr(self, "C_") else self._choose_C(lens)
+        return lens, np.minimum(1.0, (np.clip(lens, 0, None) / C) ** self.tau), C
 
     def score(self, ds: Dataset) -> np.ndarray:
         """The keep probability of each row."""
-        if self.C <= 0:
-            raise ValueError(f"Long: C must be > 0, got {self.C}")
-        lens = np.clip(lengths(ds, self.column, "Long"), 0, None)
-        return np.minimum(1.0, (lens / self.C) ** self.tau)
+        return self._probabilities(ds)[1]
 
     def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
         """Draw each row with its keep probability, then cut the survivors to `k` if needed."""
-        p = self.score(ds)
-        lens = lengths(ds, self.column, "Long")
+        lens, p, C = self._probabilities(ds)
         rng = np.random.default_rng(resolve_seed(self, seed))
         keep = rng.random(len(ds)) < p
         reasons = [f"kept with p={pi:.2f} (l={li:g})" if kept else f"dropped by Long sampling (p={pi:.2f})"
                    for pi, li, kept in zip(p, lens, keep)]
-        return filter_selection(self, ds, keep, p, reasons, ["Long: not sampled"] * len(ds), k, seed)
+        sel = filter_selection(self, ds, keep, p, reasons, ["Long: not sampled"] * len(ds), k, seed)
+        if self.C == "auto":
+            sel.steps[0].fitted = {"C_": C}
+        return sel
 
 
 @register
@@ -74,9 +100,12 @@ class LengthRange(Selector):
 
     def score(self, ds: Dataset) -> np.ndarray:
         """1.0 for rows inside the range, 0.0 outside."""
-        lens = lengths(ds, self.column, "LengthRange")
         low = -np.inf if self.min_tokens is None else self.min_tokens
         high = np.inf if self.max_tokens is None else self.max_tokens
+        if low > high:
+            raise ValueError(f"LengthRange: min_tokens ({self.min_tokens}) is above max_tokens ({self.max_tokens}); "
+                             "no row could be kept")
+        lens = lengths(ds, self.column, "LengthRange")
         return ((lens >= low) & (lens <= high)).astype(float)
 
     def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
@@ -163,7 +192,6 @@ class RankDecay(Selector):
         where = [f"length rank {r}" if self.group_by is None else f"length rank {r} of {self.group_by}={g}"
                  for r, g in zip(ranks, self.groups(ds))]
         reasons = [f"drawn with weight 2^-{ranks[i]} ({where[i]})" for i in picks]
-        sel = selection_from_picks(self, ds, picks, np.exp2(-ranks[picks].astype(float)), reasons,
-                                   drop_reason=lambda i: f"not drawn by RankDecay ({where[i]})")
-        sel.steps[0].dropped = {"RankDecay: not drawn": len(sel.dropped)} if sel.dropped else {}
-        return sel
+        return selection_from_picks(self, ds, picks, np.exp2(-ranks[picks].astype(float)), reasons,
+                                    drop_reason=lambda i: f"not drawn by RankDecay ({where[i]})",
+                                    kind="RankDecay: not drawn")

@@ -10,18 +10,31 @@ import numpy as np
 from datasets import Dataset
 
 from .. import verify
-from ..schema import FLAGS
+from ..schema import FLAGS, PROBLEM_FLAGS
 from .base import Selection, Selector, column, register
 from .random import filter_selection
 
 
 @register
 class DropFlags(Selector):
-    """Drop traces the parser flagged (cut off, no answer, …) and, by default, rows with an error."""
+    """Drop traces the parser flagged (cut off, no answer, …) and, by default, rows with an error.
 
-    def __init__(self, flags: Sequence[str] = FLAGS, drop_errors: bool = True) -> None:
+    `flags` defaults to `schema.PROBLEM_FLAGS`; the informational flags (`split_inferred`,
+    `prose_answer`) can be named too. A single name may be given as a string; an unknown name is
+    an error listing the known ones.
+    """
+
+    def __init__(self, flags: Sequence[str] | str = PROBLEM_FLAGS, drop_errors: bool = True) -> None:
         self.flags = flags
         self.drop_errors = drop_errors
+
+    def wanted(self) -> set[str]:
+        """The flag names to drop, checked against `schema.FLAGS`."""
+        names = [self.flags] if isinstance(self.flags, str) else list(self.flags)
+        unknown = [f for f in names if f not in FLAGS]
+        if unknown:
+            raise ValueError(f"DropFlags: unknown flag(s) {unknown}; known flags: {list(FLAGS)}")
+        return set(names)
 
     def score(self, ds: Dataset) -> np.ndarray:
         """1.0 for clean rows, 0.0 for flagged or failed ones."""
@@ -31,7 +44,7 @@ class DropFlags(Selector):
         """Per row: None when clean, else (detailed reason, summary)."""
         flags = column(ds, "flags", "DropFlags")
         errors = column(ds, "error", "DropFlags (drop_errors=True)") if self.drop_errors else None
-        wanted = set(self.flags)
+        wanted = self.wanted()
         out: list[tuple[str, str] | None] = []
         for i, row_flags in enumerate(flags):
             hit = [f for f in (row_flags or []) if f in wanted]
@@ -54,40 +67,52 @@ class DropFlags(Selector):
 
 @register
 class Correct(Selector):
-    """Keep traces whose final answer matches the reference (`keep="correct"`) or does not.
+    """Keep traces whose answer is correct (`keep="correct"`) or incorrect (`keep="incorrect"`).
 
-    Rows where either side is missing are dropped as "undecided".
+    The verdict is `column` (`verify`'s `label.correct`) when the traces carry it, else the final
+    answer checked against the reference with `judge`. Undecided rows (no reference, no final
+    answer, no verdict) are dropped unless `undecided="keep"`.
     """
 
     def __init__(self, judge: str = "math", keep: str = "correct", answer_column: str = "final_answer",
-                 reference_column: str = "reference_answer") -> None:
+                 reference_column: str = "reference_answer", column: str = "label.correct",
+                 undecided: str = "drop") -> None:
         self.judge = judge
         self.keep = keep
         self.answer_column = answer_column
         self.reference_column = reference_column
+        self.column = column
+        self.undecided = undecided
 
     def verdicts(self, ds: Dataset) -> list[bool | None]:
         """Per row: True correct, False incorrect, None undecided."""
         if self.keep not in ("correct", "incorrect"):
             raise ValueError(f"Correct: keep must be 'correct' or 'incorrect', got {self.keep!r}")
+        if self.undecided not in ("drop", "keep"):
+            raise ValueError(f"Correct: undecided must be 'drop' or 'keep', got {self.undecided!r}")
+        if self.column in ds.column_names:
+            return [None if v is None else bool(v) for v in column(ds, self.column)]
         if self.judge not in verify.METHODS:
             raise ValueError(f"Correct: unknown judge {self.judge!r}; choose one of {verify.METHODS}")
         answers = column(ds, self.answer_column, "Correct (answer_column)")
         refs = column(ds, self.reference_column, "Correct (reference_column)")
         return [verify.equivalent(a, r, self.judge) for a, r in zip(answers, refs)]  # type: ignore[arg-type]
 
+    def _keep(self, verdicts: list[bool | None]) -> np.ndarray:
+        wanted = self.keep == "correct"
+        return np.asarray([v is wanted or (v is None and self.undecided == "keep") for v in verdicts], dtype=bool)
+
     def score(self, ds: Dataset) -> np.ndarray:
         """1.0 for rows of the wanted kind, else 0.0."""
-        wanted = self.keep == "correct"
-        return np.asarray([v is wanted for v in self.verdicts(ds)], dtype=float)
+        return self._keep(self.verdicts(ds)).astype(float)
 
     def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
         """The rows of the wanted kind."""
         verdicts = self.verdicts(ds)
-        wanted = self.keep == "correct"
-        keep = np.asarray([v is wanted for v in verdicts], dtype=bool)
+        keep = self._keep(verdicts)
+        by = self.column if self.column in ds.column_names else self.judge
         words = {True: "correct", False: "incorrect", None: "undecided"}
-        reasons = [f"{words[v]} ({self.judge})" for v in verdicts]
+        reasons = [f"{words[v]} ({by})" for v in verdicts]
         summaries = [f"Correct: {words[v]}" for v in verdicts]
         return filter_selection(self, ds, keep, keep.astype(float), reasons, summaries, k, seed)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,7 +33,8 @@ class Random(Selector):
         picks = np.sort(np.random.default_rng(seed).permutation(len(ds))[:k])
         return selection_from_picks(self, ds, picks, np.ones(len(picks)),
                                     [f"random pick (seed={seed})"] * len(picks),
-                                    drop_reason=f"not drawn by Random (k={k}, seed={seed})")
+                                    drop_reason=f"not drawn by Random (k={k}, seed={seed})",
+                                    kind="Random: not drawn")
 
 
 def filter_selection(
@@ -50,7 +50,8 @@ def filter_selection(
     """A `Selection` of the rows where `keep` is True, cut to `k` by a seeded uniform subsample.
 
     `reasons[i]` is row i's reason (why kept, or in detail why dropped); `summaries[i]` is the
-    short category a dropped row is counted under in the step report (e.g. "Long: not sampled").
+    reason kind a dropped row is counted under in the step report (e.g. "Long: not sampled"):
+    a few fixed phrases, never per-row text.
     """
     name = type(selector).__name__
     kept = np.flatnonzero(np.asarray(keep, dtype=bool))
@@ -63,7 +64,5 @@ def filter_selection(
             detail[i] = summary[i] = f"{name}: over budget k={budget}"
         kept = chosen
     scores = np.asarray(scores, dtype=float)
-    sel = selection_from_picks(selector, ds, kept, scores[kept], [detail[i] for i in kept],
-                               drop_reason=lambda i: detail[i])
-    sel.steps[0].dropped = dict(Counter(summary[i] for i in sel.dropped))
-    return sel
+    return selection_from_picks(selector, ds, kept, scores[kept], [detail[i] for i in kept],
+                                drop_reason=lambda i: detail[i], kind=lambda i: summary[i])

@@ -27,8 +27,9 @@ _STRATEGIES = ("case analysis", "backtracking", "verification", "analogy", "deco
 def default_dataset(n_problems: int = 8, samples: int = 4, seed: int = 0) -> Dataset:
     """A small synthetic trace set with every column the built-in selectors read.
 
-    Lengths, flags, answers, weak answers and strategies vary so that each selector keeps some rows
-    and drops others; a few rows repeat themselves, one mixes in CJK text, one carries an error.
+    Lengths, flags, answers, weak answers, strategies and verbosity vary so that each selector keeps
+    some rows and drops others; a few rows repeat themselves, one mixes in CJK text, one carries an
+    error.
     """
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
@@ -61,6 +62,7 @@ def default_dataset(n_problems: int = 8, samples: int = 4, seed: int = 0) -> Dat
                 "label.strategies": [str(x) for x in rng.choice(_STRATEGIES, size=int(rng.integers(0, 3)),
                                                                 replace=False)],
                 "label.correct": None if final is None else final == ref,
+                "label.verbosity": None if i % 10 == 6 else (3 * i) % 11,  # 0-10, a few unlabelled
                 "weak_answer": ref if p % 2 == 0 else f"I think the answer is \\boxed{{{2 * p - 1}}}.",
             })
     return Dataset.from_list(rows)
