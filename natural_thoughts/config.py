@@ -151,7 +151,7 @@ class SelectConfig(_Strict):
     def _known(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
         from .selectors.base import get_selector, normalize_spec
 
-        get_selector(value)  # unknown names fail here, listing the known ones
+        get_selector(value).check_params()  # unknown names and bad parameters fail here, before any stage
         return normalize_spec(value)  # YAML 1.1 reads a bare `on:` key as True
 
 

@@ -160,6 +160,9 @@ def _base() -> dict:
     ({"export": {"validation_fraction": 1.0}}, "validation_fraction"),
     ({"select": {"k": 2.7}}, "select.k"),
     ({"select": {"seed": -1}}, "select.seed"),
+    ({"select": {"selector": {"Sequential": {"steps": [{"DropFlags": {"flags": ["truncatd"]}}]}}}}, "truncatd"),
+    ({"select": {"selector": {"LengthRange": {"min_tokens": 5, "max_tokens": 1}}}}, "min_tokens"),
+    ({"select": {"selector": {"Random": {"k": 2.7}}}}, "whole number"),
 ])
 def test_config_errors_are_clear(change: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):

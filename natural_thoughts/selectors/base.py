@@ -142,6 +142,13 @@ class Selector:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def check_params(self) -> Selector:
+        """Check what needs no data (a budget `k`, a `seed`, names, ranges) and return self, so a
+        config fails before any stage runs. Selectors with more to check extend it."""
+        resolve_k(self, None, 0)
+        resolve_seed(self, None)
+        return self
+
     def fit(self, ds: Dataset) -> Selector:
         """Learn whatever the selector needs from `ds`; the default learns nothing."""
         return self

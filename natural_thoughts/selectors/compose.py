@@ -24,16 +24,28 @@ WeightSpec = Mapping[str, float] | Sequence[tuple[Any, float]]
 
 
 def _check_steps(steps: Sequence[Selector], what: str) -> None:
-    """Steps must be a non-empty list of selectors."""
+    """Steps must be a non-empty list of selectors, each with valid parameters."""
     if not steps:
         raise ValueError(f"{what} needs at least one step")
     bad = [i for i, s in enumerate(steps) if not isinstance(s, Selector)]
     if bad:
         raise TypeError(f"{what}: steps {bad} are not Selector objects (use get_selector for names)")
+    for step in steps:
+        step.check_params()
+
+
+class _Steps(Selector):
+    """A selector made of `steps`: checking it checks them."""
+
+    steps: Sequence[Selector]
+
+    def check_params(self) -> Selector:
+        _check_steps(self.steps, type(self).__name__)
+        return super().check_params()
 
 
 @register
-class Sequential(Selector):
+class Sequential(_Steps):
     """Run each step on the survivors of the previous one; the budget `k` applies to the last step.
 
     Each step is fitted on the rows it receives. `seed` (here or in `select`) is passed to every
@@ -67,7 +79,7 @@ class Sequential(Selector):
 
 
 @register
-class Union(Selector):
+class Union(_Steps):
     """Rows selected by any step, in order of first occurrence (the first step's reason wins).
 
     With `k`, the first `k` rows of that order, so earlier steps take precedence.
@@ -115,6 +127,11 @@ class WeightedSum(Selector):
         self.weights = weights
         self.k = k
         self.seed = seed
+
+    def check_params(self) -> Selector:
+        for _, sel, _ in self.components():
+            sel.check_params()
+        return super().check_params()
 
     def components(self) -> list[tuple[str, Selector, float]]:
         """(label, selector, weight) for each term."""

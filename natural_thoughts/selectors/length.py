@@ -98,13 +98,17 @@ class LengthRange(Selector):
         self.max_tokens = max_tokens
         self.column = column
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1.0 for rows inside the range, 0.0 outside."""
-        low = -np.inf if self.min_tokens is None else self.min_tokens
-        high = np.inf if self.max_tokens is None else self.max_tokens
-        if low > high:
+    def check_params(self) -> Selector:
+        if self.min_tokens is not None and self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise ValueError(f"LengthRange: min_tokens ({self.min_tokens}) is above max_tokens ({self.max_tokens}); "
                              "no row could be kept")
+        return super().check_params()
+
+    def score(self, ds: Dataset) -> np.ndarray:
+        """1.0 for rows inside the range, 0.0 outside."""
+        self.check_params()
+        low = -np.inf if self.min_tokens is None else self.min_tokens
+        high = np.inf if self.max_tokens is None else self.max_tokens
         lens = lengths(ds, self.column, "LengthRange")
         return ((lens >= low) & (lens <= high)).astype(float)
 

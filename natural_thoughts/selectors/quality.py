@@ -28,6 +28,10 @@ class DropFlags(Selector):
         self.flags = flags
         self.drop_errors = drop_errors
 
+    def check_params(self) -> Selector:
+        self.wanted()
+        return super().check_params()
+
     def wanted(self) -> set[str]:
         """The flag names to drop, checked against `schema.FLAGS`."""
         names = [self.flags] if isinstance(self.flags, str) else list(self.flags)
@@ -84,16 +88,20 @@ class Correct(Selector):
         self.column = column
         self.undecided = undecided
 
-    def verdicts(self, ds: Dataset) -> list[bool | None]:
-        """Per row: True correct, False incorrect, None undecided."""
+    def check_params(self) -> Selector:
         if self.keep not in ("correct", "incorrect"):
             raise ValueError(f"Correct: keep must be 'correct' or 'incorrect', got {self.keep!r}")
         if self.undecided not in ("drop", "keep"):
             raise ValueError(f"Correct: undecided must be 'drop' or 'keep', got {self.undecided!r}")
-        if self.column in ds.column_names:
-            return [None if v is None else bool(v) for v in column(ds, self.column)]
         if self.judge not in verify.METHODS:
             raise ValueError(f"Correct: unknown judge {self.judge!r}; choose one of {verify.METHODS}")
+        return super().check_params()
+
+    def verdicts(self, ds: Dataset) -> list[bool | None]:
+        """Per row: True correct, False incorrect, None undecided."""
+        self.check_params()
+        if self.column in ds.column_names:
+            return [None if v is None else bool(v) for v in column(ds, self.column)]
         answers = column(ds, self.answer_column, "Correct (answer_column)")
         refs = column(ds, self.reference_column, "Correct (reference_column)")
         return [verify.equivalent(a, r, self.judge) for a, r in zip(answers, refs)]  # type: ignore[arg-type]
