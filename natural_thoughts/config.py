@@ -50,9 +50,9 @@ class WeakConfig(_Strict):
     @classmethod
     def _yaml_on(cls, data: Any) -> Any:
         """YAML 1.1 reads a bare `on:` key as True: take it as `on`."""
-        if isinstance(data, dict) and True in data:
-            data = {("on" if k is True else k): v for k, v in data.items()}
-        return data
+        from .selectors.base import normalize_spec
+
+        return normalize_spec(data) if isinstance(data, dict) else data
 
 
 class TracesConfig(_Strict):
@@ -233,13 +233,11 @@ class RunConfig(_Strict):
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a run config is a mapping of sections (name:, traces:, select:, …), "
                              f"not a {type(data).__name__}")
-        for section in ("problems", "traces"):
-            source = (data.get(section) or {}).get("source")
+        traces = data.get("traces") or {}
+        for section in (data.get("problems"), traces, traces.get("weak") if isinstance(traces, dict) else None):
+            source = section.get("source") if isinstance(section, dict) else None
             if isinstance(source, str) and (Path(path).parent / source).exists():
-                data[section]["source"] = str(Path(path).parent / source)
-        weak = (data.get("traces") or {}).get("weak")
-        if isinstance(weak, dict) and isinstance(weak.get("source"), str) and (Path(path).parent / weak["source"]).exists():
-            weak["source"] = str(Path(path).parent / weak["source"])
+                section["source"] = str(Path(path).parent / source)
         return cls.model_validate(data)
 
 

@@ -132,9 +132,8 @@ def mix(
     else:
         system2 = np.full(len(ds), mode == "system2")
     whole = ~answer_sections(ds)
-    if (system2 | whole).sum() > system2.sum():
-        log.info("mix: %d row(s) have no answer section apart from their reasoning; kept as System-2",
-                 int((whole & ~system2).sum()))
+    if forced := int((whole & ~system2).sum()):
+        log.info("mix: %d row(s) have no answer section apart from their reasoning; kept as System-2", forced)
     modes = [SYSTEM2 if s else SYSTEM1 for s in system2 | whole]
     out = ds.remove_columns([c for c in (MODE_COLUMN, INSTRUCTION_COLUMN) if c in ds.column_names])
     out = out.add_column(MODE_COLUMN, modes)

@@ -94,8 +94,6 @@ def _split_sky(text: str) -> tuple[str, str, bool] | None:
     return _drop_markers(text[:end], SKY_MARKERS), _drop_markers(answer, SKY_MARKERS), False
 
 
-
-
 def format_for_prompt(format: str, prompt: str | None) -> str:
     """`auto` becomes `think`/`sky` when the rendered prompt already opened the reasoning.
 
@@ -210,8 +208,6 @@ MIN_CUT_CHARS = 400
 LOOP_WINDOW, LOOP_RATIO = 2000, 0.1
 """A text whose last `LOOP_WINDOW` characters compress (zlib) below `LOOP_RATIO` of their size is
 stuck in a repetition loop. On the shared files loops compress to 0.01–0.09, prose and LaTeX to 0.11+."""
-
-
 _ASCII_CHAIN_CUES = re.compile(CHAIN_CUES.pattern, CHAIN_CUES.flags & ~re.IGNORECASE)
 """`CHAIN_CUES` for lowercased ASCII text: the same matches, several times faster than IGNORECASE."""
 
@@ -232,10 +228,10 @@ def is_chain(text: str) -> bool:
 
 def prose_answer(text: str) -> str | None:
     """A final answer stated in a closing sentence of a complete text ("Therefore, the distance is
-    100 parsecs." → "100"; units after a number are dropped): the value after the last "is/are/equals/=" of the last sentence
-    of one of the closing paragraphs, when that sentence concludes (therefore, thus, so, … or it ends
-    the text) and the value is short and reads like an answer; else None. A text that stops
-    mid-sentence states nothing."""
+    100 parsecs." → "100"; a unit after a number is dropped): the value after the last
+    "is/are/equals/=" of the last sentence of one of the closing paragraphs, when that sentence
+    concludes (therefore, thus, so, … or it ends the text) and the value is short and reads like an
+    answer; else None. A text that stops mid-sentence states nothing."""
     text = text.strip()
     if not _ends_complete(text):
         return None
@@ -324,6 +320,11 @@ def _detect(text: str) -> str:
         return "think"
     if any(m in text for m in SKY_MARKERS):
         return "sky"
+    return _marker_less(text)
+
+
+def _marker_less(text: str) -> str:
+    """The format of a text without reasoning markers: `chain` or `plain` (`is_chain`)."""
     return "chain" if is_chain(text) else "plain"
 
 
@@ -362,7 +363,7 @@ def parse_trace(
         split = _split_think(text)
     elif used == "sky":
         split = _split_sky(text)
-        used = "sky" if split is not None else "chain" if is_chain(text) else "plain"
+        used = "sky" if split is not None else _marker_less(text)
     if used == "chain":
         split = _split_chain(text)
     if split is None:

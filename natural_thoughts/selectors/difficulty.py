@@ -86,7 +86,7 @@ class ModelsDisagree(Selector):
         judge = self._llm_judge()
 
         def cells(name: str) -> list[Any]:
-            values = ds[name] if name in ds.column_names else [None] * len(ds)
+            values = column(ds, name) if name in ds.column_names else [None] * len(ds)
             return [values[i] for i in rows]
 
         responses = cells("completion")
