@@ -1,4 +1,4 @@
-"""Generation overhead: raw `vllm.LLM.chat` vs `natural_thoughts.generate` with checkpointing on.
+"""Generation overhead: raw `vllm.LLM.chat` vs `natural_thoughts.generate.runner` with checkpointing on.
 
 Same engine, same prompts, same per-request seeds and sampling (`ignore_eos`, so both paths decode
 exactly `max_tokens` per sample), in one process. `generate` also renders rows, parses every trace,
@@ -44,7 +44,7 @@ def _raw(llm: Any, problems: Any, sampling: dict[str, Any], n: int) -> tuple[flo
     """One `llm.chat` call over every prompt; (seconds, output tokens)."""
     from vllm import SamplingParams
 
-    from natural_thoughts.generate import build_messages, request_seed
+    from natural_thoughts.llm.requests import build_messages, request_seed
 
     messages = [build_messages(p, "{problem}", None) for p in problems["problem"]]
     params = [SamplingParams(n=n, **{**sampling, "seed": request_seed(sampling["seed"], pid, 0)})
@@ -62,15 +62,15 @@ def _ours(llm: Any, problems: Any, sampling: dict[str, Any], n: int) -> tuple[fl
     library's own overhead can be read apart from the engine's run-to-run noise.
     """
     from natural_thoughts import generate
-    from natural_thoughts.backends.vllm import VLLMBackend
+    from natural_thoughts.llm.backends.vllm import VLLMBackend
 
     class Timed(VLLMBackend):
         engine_seconds = 0.0
 
-        def _chat(self, requests: list[Any]) -> list[Any]:
+        def _chat(self, llm: Any, requests: list[Any]) -> list[Any]:
             start = time.perf_counter()
             try:
-                return super()._chat(requests)
+                return super()._chat(llm, requests)
             finally:
                 Timed.engine_seconds += time.perf_counter() - start
 

@@ -12,37 +12,44 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PROBLEM_COLUMNS: tuple[str, ...] = (
-    "problem_id",
-    "problem",
-    "reference_answer",
-    "source",
-    "domain",
-    "extra",
-)
-"""Columns of a problem pool (`load_problems`). `extra` is a JSON string of passthrough fields."""
+PROBLEM_SCHEMA = pa.schema([
+    ("problem_id", pa.string()),
+    ("problem", pa.string()),
+    ("reference_answer", pa.string()),
+    ("source", pa.string()),
+    ("domain", pa.string()),
+    ("extra", pa.string()),
+])
+"""A problem pool (`load_problems`). `extra` is a JSON string of passthrough fields."""
 
-TRACE_COLUMNS: tuple[str, ...] = (
-    *PROBLEM_COLUMNS,
-    "trace_id",
-    "sample_index",
-    "model",
-    "prompt",
-    "completion",
-    "reasoning",
-    "answer",
-    "final_answer",
-    "reasoning_tokens",
-    "answer_tokens",
-    "finish_reason",
-    "flags",
-    "error",
-    "sampling",
-    "generated_at",
-)
-"""Columns of a trace set (`generate`, `load_traces`)."""
+TRACE_SCHEMA = pa.schema([
+    *PROBLEM_SCHEMA,
+    ("trace_id", pa.string()),
+    ("sample_index", pa.int64()),
+    ("model", pa.string()),
+    ("prompt", pa.string()),
+    ("completion", pa.string()),
+    ("reasoning", pa.string()),
+    ("answer", pa.string()),
+    ("final_answer", pa.string()),
+    ("reasoning_tokens", pa.int64()),
+    ("answer_tokens", pa.int64()),
+    ("finish_reason", pa.string()),
+    ("flags", pa.list_(pa.string())),
+    ("error", pa.string()),
+    ("sampling", pa.string()),
+    ("generated_at", pa.string()),
+])
+"""A trace set (`generate`, `load_traces`): the problem columns, then one sample's columns. Loaders,
+shard writers and validation all read this one declaration."""
+
+PROBLEM_COLUMNS: tuple[str, ...] = tuple(PROBLEM_SCHEMA.names)
+TRACE_COLUMNS: tuple[str, ...] = tuple(TRACE_SCHEMA.names)
+SAMPLE_FIELDS: tuple[pa.Field, ...] = tuple(f for f in TRACE_SCHEMA if f.name not in PROBLEM_COLUMNS)
+"""The columns one generated sample adds to its problem's columns."""
 
 PROBLEM_FLAGS: tuple[str, ...] = ("unterminated_reasoning", "truncated", "no_final_answer", "empty")
 """Flags that mark a trace unfit for training as it is (`DropFlags` drops these by default)."""

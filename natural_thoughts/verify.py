@@ -52,7 +52,7 @@ def verify(traces: Any, judge: Judge | None = None, answer_column: str = "final_
         raise TypeError(f"verify: judge must be None or a Judge (an object with .equivalent(pairs, questions=None, "
                         f"references=None)), got {type(judge).__name__} {judge!r:.80}; build an LLM judge from a "
                         "model name or settings with natural_thoughts.annotate.build_judge(...)")
-    from .io import load_traces
+    from .load.sources import load_traces
 
     ds = traces if isinstance(traces, Dataset) else load_traces(traces)
     require_columns(ds.column_names, [answer_column], "verify")

@@ -34,6 +34,19 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
 
 
+ENGINE_FIXTURES = {"llm", "server"}
+"""Fixtures that start the real vLLM engine (offline, or as a server): their tests are marked
+`vllm` and `slow`."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs the real engine (`-m "not slow"` leaves them out; CI runs all)."""
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.vllm)
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Qwen2 smoke model, built once per session."""
@@ -61,7 +74,7 @@ class CountingBackend:
     """The real vLLM backend, recording the requests it is sent (to see retries and resumes)."""
 
     def __init__(self, llm: Any) -> None:
-        from natural_thoughts.backends.vllm import VLLMBackend
+        from natural_thoughts.llm.backends.vllm import VLLMBackend
 
         self.inner = VLLMBackend(llm, use_tqdm=False)
         self.model_name = self.inner.model_name

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from natural_thoughts.cli import app
 from natural_thoughts.parse import parse_trace
 
-from .conftest import DATA, needs_data
+from tests.conftest import DATA, needs_data
 
 runner = CliRunner()
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"

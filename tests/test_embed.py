@@ -15,7 +15,7 @@ import pytest
 from natural_thoughts import embed as embed_module
 from natural_thoughts.embed import DEFAULT_MODEL, EmbeddingCache, canonical_name, embed, load_model, model_key
 
-from .conftest import DATA, needs_data
+from tests.conftest import DATA, needs_data
 
 
 

@@ -121,6 +121,16 @@ def _cycle_in(graph: dict[str, set[str]], members: set[str], start: str) -> list
     return paths[start]
 
 
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen, todo = {start}, [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen - {start}
+
+
 def test_the_graph_is_read() -> None:
     graph = import_graph()
     assert f"{PACKAGE}.answers" in graph[f"{PACKAGE}.verify"]
@@ -137,12 +147,22 @@ def test_answers_and_verify_reach_no_stage_even_through_function_level_imports()
     """The low-level answer logic never pulls in models, annotators or selectors (the old cycle ran
     annotate → selectors.difficulty → verify → annotate.judge → annotate.runner → annotate)."""
     graph = import_graph(module_level=False)
-    high = ("annotate", "selectors", "generate", "backends", "pipeline")
+    high = tuple(f"{PACKAGE}.{m}" for m in ("annotate", "selectors", "generate", "llm.backends", "llm.runner",
+                                            "pipeline"))
     for start in (f"{PACKAGE}.answers", f"{PACKAGE}.verify"):
-        seen, todo = {start}, [start]
-        while todo:
-            for w in graph[todo.pop()] - seen:
-                seen.add(w)
-                todo.append(w)
-        reached = sorted(m for m in seen if m.split(".")[1:2] and m.split(".")[1] in high)
+        reached = sorted(m for m in _reach(graph, start) if m.startswith(high))
         assert not reached, f"{start} reaches {reached}"
+
+
+def test_no_import_cycles_even_through_function_level_imports() -> None:
+    cycles = find_cycles(import_graph(module_level=False))
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_model_call_layer_sits_below_every_stage() -> None:
+    """`llm/` serves generation, annotation and every later pass; it never reaches up to them."""
+    graph = import_graph(module_level=False)
+    stages = ("generate", "annotate", "selectors", "pipeline", "export", "guide", "ablate")
+    for module in (m for m in graph if m.startswith(f"{PACKAGE}.llm")):
+        reached = sorted(m for m in _reach(graph, module) if m.split(".")[1:2] and m.split(".")[1] in stages)
+        assert not reached, f"{module} reaches {reached}"

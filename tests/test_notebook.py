@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATA, needs_data
+from tests.conftest import DATA, needs_data
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "explore_traces.ipynb"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from natural_thoughts.parse import FORMATS, extract_final_answer, parse_trace
 from natural_thoughts.schema import FLAGS
 
-from .conftest import DATA, needs_data
+from tests.conftest import DATA, needs_data
 
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 GSM8K = DATA / "gsm8k_test.jsonl"

@@ -16,7 +16,7 @@ from natural_thoughts import load_traces
 from natural_thoughts.parse import parse_trace
 from natural_thoughts.scores import add_reasoning_tokens
 
-from .conftest import DATA, needs_data
+from tests.conftest import DATA, needs_data
 
 pytestmark = needs_data
 FILES = ["skythought_math500_sky-t1-27b.jsonl", "skythought_math500_qwen2.5-math-7b.jsonl",

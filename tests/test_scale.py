@@ -20,13 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from natural_thoughts.annotate.tagger import tag_batch, tag_strategies, tag_text
-from natural_thoughts.io import load_traces
+from natural_thoughts.load.sources import load_traces
 from natural_thoughts.parse import CHAIN_CUES, MIN_CHAIN_BREAKS, MIN_CHAIN_CHARS, MIN_CHAIN_CUES
 from natural_thoughts.parse import _PARAGRAPH_BREAK, _brace_pairs, is_chain
 from natural_thoughts.schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE
 from natural_thoughts.scores import APPROX_SOURCE, add_reasoning_tokens
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
+from tests.conftest import DATA
+
 FILES = sorted(DATA.glob("skythought_*.jsonl")) if DATA.exists() else []
 needs_data = pytest.mark.skipif(not FILES, reason="../shared/data absent")
 FRAGMENTS = ["wait", "Wait,", "await", "let me check", "outlet me verify", "first,", "next,", "case 3", "case ٣",
@@ -189,6 +190,7 @@ def test_parser_hot_paths_on_edge_texts(text: str) -> None:
 
 
 @needs_data
+@pytest.mark.slow  # a local Ray cluster
 def test_ray_tagging_equals_local_tagging(pools: dict[str, Dataset]) -> None:
     ray = pytest.importorskip("ray")
     ds = pools[FILES[0].name].select(range(300))

@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset
 
 from natural_thoughts.annotate import build_judge
-from natural_thoughts.io import load_traces
+from natural_thoughts.load.sources import load_traces
 from natural_thoughts.parse import extract_final_answer
 from natural_thoughts.verify import (
     UNDECIDED_METHODS,
@@ -21,7 +21,7 @@ from natural_thoughts.verify import (
     verify,
 )
 
-from .conftest import DATA, needs_data
+from tests.conftest import DATA, needs_data
 
 
 @pytest.mark.parametrize(("raw", "norm"), [

@@ -13,6 +13,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from ..answers import answer_or_closing, weak_final
+from ..registry import Registry, Spec
 from .base import Annotator, reasoning_text
 from .taxonomy import DOMAINS, STRATEGIES
 
@@ -20,6 +21,9 @@ StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
 DomainName = Literal[DOMAINS]  # type: ignore[valid-type]
 STRATEGY_TYPE = pa.list_(pa.struct([("name", pa.string()), ("count", pa.int64()), ("evidence", pa.string())]))
 """Arrow type of a `label.strategies` cell: [{name, count, evidence}, …] (what `StrategyCount` reads)."""
+ANNOTATORS: Registry[type[Annotator]] = Registry("annotator")
+"""Names usable in `annotate(annotators=[...])`, configs and the command line; third parties add
+theirs through the entry-point group `natural_thoughts.annotators`."""
 
 
 class StrategyUse(BaseModel):
@@ -73,6 +77,7 @@ class _ReasoningAnnotator(Annotator):
         return None if reasoning_text(row).strip() else "no reasoning to judge"
 
 
+@ANNOTATORS.register(name="strategies")
 class Strategies(_ReasoningAnnotator):
     """Which strategies of `taxonomy.STRATEGIES` a trace's reasoning uses, with count and evidence.
 
@@ -102,6 +107,7 @@ class Strategies(_ReasoningAnnotator):
         return {self.name: sorted(merged.values(), key=lambda u: order.index(u["name"]))}
 
 
+@ANNOTATORS.register(name="domain")
 class Domain(Annotator):
     """The problem's domain (`label.<name>`, one of `taxonomy.DOMAINS`) and topic (`label.topic`)."""
 
@@ -121,6 +127,7 @@ class Domain(Annotator):
         return {self.name: answer.domain, "topic": answer.topic}
 
 
+@ANNOTATORS.register(name="verbosity")
 class Verbosity(_ReasoningAnnotator):
     """How much of a trace's reasoning is unnecessary, 0 (none) to 10 (almost all), by rubric."""
 
@@ -138,6 +145,7 @@ class Verbosity(_ReasoningAnnotator):
         return {self.name: answer.verbosity}
 
 
+@ANNOTATORS.register(name="difficulty")
 class Difficulty(Annotator):
     """An LLM rating of the problem, 1 (one recall step) to 10 (frontier), by rubric; asked once
     per problem (OpenThoughts found such ratings the best question filter)."""
@@ -158,6 +166,7 @@ class Difficulty(Annotator):
         return {self.name: answer.difficulty}
 
 
+@ANNOTATORS.register(name="answer_judge")
 class AnswerJudge(Annotator):
     """Whether two final answers to a question are equivalent, judged by an LLM.
 
@@ -218,6 +227,7 @@ class AnswerJudge(Annotator):
         return {self.name: (not answer.equivalent) if self.report == "disagree" else answer.equivalent}
 
 
+@ANNOTATORS.register(name="response_judge")
 class ResponseJudge(AnswerJudge):
     """Whether two responses to a question reach the same result, judged by an LLM (NaturalThoughts'
     "Models Disagree" judge, for free-form answers and weak responses that are whole paragraphs).
@@ -254,32 +264,10 @@ class ResponseJudge(AnswerJudge):
         return row[self.reference_column] if self.reference_column else None
 
 
-ANNOTATORS: dict[str, type[Annotator]] = {
-    "strategies": Strategies,
-    "domain": Domain,
-    "verbosity": Verbosity,
-    "difficulty": Difficulty,
-    "answer_judge": AnswerJudge,
-    "response_judge": ResponseJudge,
-}
-"""Names usable in `annotate(annotators=[...])`, configs and the command line."""
-
-
-def get_annotator(spec: str | dict[str, Any] | Annotator) -> Annotator:
+def get_annotator(spec: Spec | Annotator) -> Annotator:
     """An annotator from an instance, a name in `ANNOTATORS` (default settings),
-    `{"answer_judge": {"report": "equivalent"}}` or `{"annotator": "answer_judge", "report": ...}`."""
-    if isinstance(spec, Annotator):
-        return spec
-    if isinstance(spec, str):
-        kind, params = spec, {}
-    elif isinstance(spec, dict) and "annotator" in spec:
-        kind, params = spec["annotator"], {k: v for k, v in spec.items() if k != "annotator"}
-    elif isinstance(spec, dict) and len(spec) == 1:
-        kind, params = next(iter(spec.items()))
-        params = dict(params or {})
-    else:
-        raise ValueError(f"cannot read an annotator from {spec!r}: give a name, {{name: params}} "
-                         "or {'annotator': name, ...params}")
-    if kind not in ANNOTATORS:
-        raise ValueError(f"unknown annotator {kind!r}; known annotators: {sorted(ANNOTATORS)}")
-    return ANNOTATORS[kind](**params)
+    `{"answer_judge": {"report": "equivalent"}}`, or `{"annotator": "answer_judge", "report": ...}`
+    (the flat form `annotate()` callers use)."""
+    if isinstance(spec, dict) and "annotator" in spec:
+        spec = {spec["annotator"]: {k: v for k, v in spec.items() if k != "annotator"}}
+    return ANNOTATORS.build(spec)

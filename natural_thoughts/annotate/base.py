@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ValidationError
+
+from ..llm.requests import PROMPT_SANDBOX
 
 PROMPTS = "natural_thoughts.annotate.prompts"
 DEFAULT_MAX_CHARS = 12_000
+"""Default cap on the characters of reasoning (or problem) text shown to a judge."""
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 """What an annotator name may hold: it becomes `label.<name>` and the folder `<name>-<hash>`."""
-"""Default cap on the characters of reasoning (or problem) text shown to a judge."""
-
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
 def shorten(text: str | None, max_chars: int) -> tuple[str, int]:
@@ -141,7 +139,7 @@ class Annotator:
 
     def render(self, context: dict[str, Any]) -> list[dict[str, str]]:
         """The prompt rendered with `context` (plus `schema`, the JSON schema) as chat messages."""
-        template = _ENV.from_string(self.prompt_text)
+        template = PROMPT_SANDBOX.from_string(self.prompt_text)
         content = template.render(**context, schema=json.dumps(self.json_schema()))
         return [{"role": "user", "content": content.strip()}]
 

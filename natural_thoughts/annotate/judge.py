@@ -8,13 +8,32 @@ so that `verify` and `answers` never import the model-call machinery.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from ..answers import Judge, Pairs, Texts
-from ..backends import Backend
+from ..llm.backends import Backend, backend_name, build_backend
+from ..llm.runner import BATCH_SIZE, run_pass
+from ..registry import Spec
 from ..schema import as_dict
 from .annotators import AnswerJudge, ResponseJudge, get_annotator
-from .runner import DEFAULT_SAMPLING, Outcome, ask, engine_for
+from .runner import DEFAULT_SAMPLING, Judging, Outcome
+
+
+@dataclass(frozen=True)
+class PairJudging(Judging):
+    """The annotator's pass over prepared pairs: rows `{"pair": key, "messages": [...]}`."""
+
+    @property
+    def key(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("pair",)
+
+    @property
+    def columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("pair", "messages")
+
+    def messages(self, row: dict[str, Any]) -> list[dict[str, str]]:
+        return row["messages"]
 
 
 class LLMJudge:
@@ -28,11 +47,11 @@ class LLMJudge:
     validates, is None (undecided), never a guess.
     """
 
-    def __init__(self, model: Any = None, backend: str | Backend = "vllm", sampling: dict[str, Any] | None = None,
+    def __init__(self, model: Any = None, backend: Spec | Backend = "vllm", sampling: dict[str, Any] | None = None,
                  annotator: AnswerJudge | str | dict[str, Any] | None = None,
                  engine_kwargs: dict[str, Any] | None = None, chat_template_kwargs: dict[str, Any] | None = None,
-                 batch_size: int = 256, base_url: str | None = None) -> None:
-        if base_url is not None and backend != "openai":
+                 batch_size: int = BATCH_SIZE, base_url: str | None = None) -> None:
+        if base_url is not None and backend_name(backend) != "openai":
             raise ValueError(f"LLMJudge: base_url is for backend='openai' (an OpenAI-compatible server), "
                              f"not {backend!r}; set backend: openai or drop base_url")
         resolved = ResponseJudge(report="equivalent") if annotator is None else get_annotator(annotator)
@@ -52,8 +71,9 @@ class LLMJudge:
     def engine(self) -> Backend:
         """The backend, resolved on first use."""
         if self._engine is None:
-            kwargs = {**as_dict(self.engine_kwargs), **({"base_url": self.base_url} if self.base_url else {})}
-            self._engine = engine_for(self.backend, self.model, kwargs, self.chat_template_kwargs)
+            own = {"base_url": self.base_url} if self.base_url else None
+            self._engine = build_backend(self.backend, self.model, as_dict(self.engine_kwargs),
+                                         self.chat_template_kwargs, own)
         return self._engine
 
     def judge(self, pairs: Pairs, questions: Texts | None = None,
@@ -65,19 +85,21 @@ class LLMJudge:
             raise ValueError(f"LLMJudge: {len(questions)} questions and {len(references)} references "
                              f"for {len(pairs)} pairs; give one of each per pair")
         asked = [i for i, (a, b) in enumerate(pairs) if (a or "").strip() and (b or "").strip()]
-        asks = []
+        rows = []
         for i in asked:
             a, b = pairs[i]
             key = hashlib.sha256(f"{a}\x00{b}\x00{questions[i] or ''}\x00{references[i] or ''}".encode()).hexdigest()
             context = self.annotator.pair_context(a or "", b or "", questions[i], references[i])
-            asks.append((key[:16], self.annotator.render(context)))
+            rows.append({"pair": key[:16], "messages": self.annotator.render(context)})
         sampling = {**DEFAULT_SAMPLING, **as_dict(self.sampling)}
-        outcomes: list[Outcome] = []
-        for start in range(0, len(asks), self.batch_size):
-            outcomes += ask(self.annotator, asks[start : start + self.batch_size], self.engine, sampling)
+        table = run_pass(PairJudging(self.annotator, sampling), rows, self.engine, batch_size=self.batch_size,
+                         show_progress=False).rows.to_pydict()
+        name = self.annotator.name
+        replies = dict(zip(table["pair"], zip(table[f"label.{name}.raw"], table[f"label.{name}.error"])))
         out: list[Outcome | None] = [None] * len(pairs)
-        for i, outcome in zip(asked, outcomes):
-            out[i] = outcome
+        for i, row in zip(asked, rows):
+            raw, error = replies[row["pair"]]
+            out[i] = Outcome(self.annotator.parse(raw) if error is None else None, raw, error)
         return out
 
     def equivalent(self, pairs: Pairs, questions: Texts | None = None,
@@ -96,7 +118,7 @@ def build_judge(spec: Judge | str | dict[str, Any] | None) -> Judge | None:
     if isinstance(spec, str):
         return LLMJudge(model=spec)
     if isinstance(spec, dict):
-        if spec.get("model") is None and isinstance(spec.get("backend", "vllm"), str):
+        if spec.get("model") is None and isinstance(spec.get("backend", "vllm"), (str, dict)):
             raise ValueError(f"an LLM judge needs `model` (a hub name, local path or served model name); got {spec}")
         try:
             return LLMJudge(**spec)

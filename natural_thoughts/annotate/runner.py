@@ -1,4 +1,4 @@
-"""`annotate()`: LLM annotators run through the generation backends, resumable, one error per row.
+"""`annotate()`: each LLM annotator is a pass (`Judging`) on the model-call layer, resumable, one error per row.
 
 Every judge reply is constrained by the annotator's JSON schema (vLLM structured outputs, an
 OpenAI server's `response_format`), then validated by its pydantic model. A reply that still fails
@@ -9,23 +9,21 @@ the judge) are kept as error rows too, but re-asked when a run resumes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datasets import Dataset, concatenate_datasets
 from pydantic import BaseModel
-from tqdm.auto import tqdm
 
-from ..backends import Backend, Request, Response, get_backend
+from ..llm.backends import Backend, Request, Response, build_backend, close
+from ..llm.passes import ModelPass, Work
+from ..llm.requests import request_seed
+from ..llm.runner import BATCH_SIZE, run_pass
+from ..registry import Spec
 from ..schema import as_dict, require_columns
-from ..shards import ShardStore
-from ..trace_rows import request_seed
 from .annotators import get_annotator
 from .base import Annotator, ReplyError
 
@@ -48,46 +46,88 @@ class Outcome:
     error: str | None
 
 
-def _sampling(base: dict[str, Any], key: str, attempt: int) -> dict[str, Any]:
-    """Per-request sampling: a seed derived from the row key and attempt; retries are not greedy."""
-    out = {**base, "seed": request_seed(int(base.get("seed", 0)), key, attempt)}
-    if attempt > 0:
-        out["temperature"] = max(float(base.get("temperature", 0.0)), RETRY_TEMPERATURE)
-    return out
+@dataclass(frozen=True)
+class Judging(ModelPass):
+    """An annotator's pass: one judgement per key, constrained by its JSON schema; an invalid
+    reply is asked once more (a fresh seed, a raised temperature) before it becomes an error row."""
 
+    annotator: Annotator
+    sampling: dict[str, Any]
 
-def _outcome(annotator: Annotator, response: Response, attempt: int) -> tuple[Outcome, bool]:
-    """The outcome of one response and whether asking again may help (invalid replies only)."""
-    if response.error is not None or not response.completions:
-        return Outcome(None, None, f"{BACKEND_ERROR}{response.error or 'no completion returned'}"), False
-    completion = response.completions[0]
-    try:
-        return Outcome(annotator.parse(completion.text), completion.text, None), False
-    except ReplyError as exc:
-        error = f"{exc} (finish_reason={completion.finish_reason}; attempt {attempt + 1} of {ATTEMPTS})"
-        return Outcome(None, completion.text, error), True
+    @property
+    def key(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.annotator.key,)
 
+    @property
+    def schema(self) -> pa.Schema:  # type: ignore[override]
+        columns = self.annotator.label_columns()
+        return pa.schema([pa.field(self.key[0], pa.string()), *(pa.field(c, t) for c, t in columns.items())])
 
-def ask(annotator: Annotator, asks: list[tuple[str, list[dict[str, str]]]], engine: Backend,
-        sampling: dict[str, Any]) -> list[Outcome]:
-    """Ask the judge every (seed key, messages) pair; invalid replies are asked once more."""
-    schema = annotator.json_schema()
-    outcomes: list[Outcome] = [Outcome(None, None, "not asked")] * len(asks)
-    todo = list(range(len(asks)))
-    for attempt in range(ATTEMPTS):
-        if not todo:
-            break
-        requests = [Request(messages=asks[i][1], sampling=_sampling(sampling, asks[i][0], attempt),
-                            json_schema=schema) for i in todo]
-        retry = []
-        for i, response in zip(todo, engine.generate(requests)):
-            outcomes[i], again = _outcome(annotator, response, attempt)
-            if again:
-                retry.append(i)
-        todo = retry
-        if attempt == 0:
-            _check_alive(outcomes)
-    return outcomes
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"annotate {self.annotator.name}"
+
+    @property
+    def unit(self) -> str:  # type: ignore[override]
+        return self.annotator.scope
+
+    @property
+    def columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys([self.key[0], *self.annotator.needs, "reasoning", "completion"]))
+
+    @property
+    def error_column(self) -> str:  # type: ignore[override]
+        return f"label.{self.annotator.name}.error"
+
+    def fingerprint(self, engine: Backend) -> dict[str, Any]:
+        return {**self.annotator.fingerprint(), "model": engine.model_name, "sampling": self.sampling}
+
+    def is_done(self, error: str | None) -> bool:
+        return not (error or "").startswith(BACKEND_ERROR)
+
+    def messages(self, row: dict[str, Any]) -> list[dict[str, str]] | None:
+        """The judge's messages for one row; None when the row cannot be judged (nothing is asked)."""
+        return None if self.annotator.skip_reason(row) is not None else self.annotator.messages(row)
+
+    def requests(self, work: list[Work]) -> list[Request | None]:
+        return [None if (messages := self.messages(row)) is None else self._request(messages, keys[0][0], 0)
+                for row, keys in work]
+
+    def _request(self, messages: list[dict[str, str]], key: str, attempt: int) -> Request:
+        """A request whose seed comes from the key and attempt; retries are not greedy."""
+        sampling = {**self.sampling, "seed": request_seed(int(self.sampling.get("seed", 0)), key, attempt)}
+        if attempt > 0:
+            sampling["temperature"] = max(float(self.sampling.get("temperature", 0.0)), RETRY_TEMPERATURE)
+        return Request(messages=messages, sampling=sampling, json_schema=self.annotator.json_schema())
+
+    def again(self, work: Work, request: Request, response: Response, attempt: int) -> Request | None:
+        retry = attempt + 1 < ATTEMPTS and self.outcome(response, attempt)[1]
+        return self._request(request.messages, work[1][0][0], attempt + 1) if retry else None
+
+    def outcome(self, response: Response, attempt: int) -> tuple[Outcome, bool]:
+        """The outcome of one response and whether asking again may help (invalid replies only)."""
+        if response.error is not None or not response.completions:
+            return Outcome(None, None, f"{BACKEND_ERROR}{response.error or 'no completion returned'}"), False
+        completion = response.completions[0]
+        try:
+            return Outcome(self.annotator.parse(completion.text), completion.text, None), False
+        except ReplyError as exc:
+            error = f"{exc} (finish_reason={completion.finish_reason}; attempt {attempt + 1} of {ATTEMPTS})"
+            return Outcome(None, completion.text, error), True
+
+    def rows(self, work: list[Work], requests: list[Request | None], responses: list[Response | None],
+             model_name: str) -> list[dict[str, Any]]:
+        """One row per key: labels from the judge, or null labels and the reason (none when not asked)."""
+        a = self.annotator
+        out = [{self.key[0]: keys[0][0], **dict.fromkeys(a.label_columns())} for _, keys in work]
+        outcomes = {i: self.outcome(r, ATTEMPTS - 1)[0] for i, r in enumerate(responses) if r is not None}
+        _check_alive(list(outcomes.values()))
+        for i, o in outcomes.items():
+            out[i][f"label.{a.name}.raw"] = o.raw
+            out[i][f"label.{a.name}.error"] = o.error
+            if o.answer is not None:
+                out[i].update({f"label.{k}": v for k, v in a.labels(o.answer).items()})
+        return out
 
 
 def _check_alive(outcomes: list[Outcome]) -> None:
@@ -99,36 +139,27 @@ def _check_alive(outcomes: list[Outcome]) -> None:
                            "server and call again (a run with output_dir resumes where it stopped)")
 
 
-def engine_for(backend: str | Backend, model: Any, engine_kwargs: dict[str, Any] | None,
-               chat_template_kwargs: dict[str, Any] | None) -> Backend:
-    """The judge's backend: a ready instance as it is, or one built from a name and a model."""
-    if backend == "vllm":
-        return get_backend(backend, model, engine_kwargs=engine_kwargs,
-                           chat_template_kwargs=chat_template_kwargs, use_tqdm=False)
-    return get_backend(backend, model, **dict(engine_kwargs or {}))
-
-
 def annotate(
     traces: Any,
     annotators: list[str | Annotator],
     model: Any = None,
-    backend: str | Backend = "vllm",
+    backend: Spec | Backend = "vllm",
     sampling: dict[str, Any] | None = None,
     output_dir: str | Path | None = None,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     engine_kwargs: dict[str, Any] | None = None,
     chat_template_kwargs: dict[str, Any] | None = None,
     show_progress: bool = True,
 ) -> Dataset:
     """Label `traces` with LLM `annotators` (names from `ANNOTATORS` or instances).
 
-    `model` is a hub name, a local path or a ready `vllm.LLM`; `backend` a name or a ready
-    `Backend`. Adds each annotator's `label.*` columns plus `label.<name>.raw` (the judge's reply)
-    and `label.<name>.error` (null, or why the row has no label). With `output_dir`, every batch is
+    `model` is a hub name, a local path or a ready `vllm.LLM`; `backend` a name or spec from
+    `BACKENDS` or a ready `Backend`. Adds each annotator's `label.*` columns plus `label.<name>.raw`
+    (the judge's reply) and `label.<name>.error` (null, or why the row has no label). With `output_dir`, every batch is
     a shard under `<output_dir>/<name>-<prompt sha256[:12]>/`, whose manifest holds the prompt text
     and hash, model and sampling; calling again judges only the keys not yet written.
     """
-    from ..io import load_traces
+    from ..load.sources import load_traces
 
     ds = traces if isinstance(traces, Dataset) else load_traces(traces)
     anns = [get_annotator(a) for a in annotators]
@@ -141,81 +172,19 @@ def annotate(
             if col in seen:
                 raise ValueError(f"annotators {seen[col]!r} and {a.name!r} both write {col!r}; rename one (name=...)")
             seen[col] = a.name
-    engine = engine_for(backend, model, engine_kwargs, chat_template_kwargs)
+    engine = build_backend(backend, model, engine_kwargs, chat_template_kwargs)
     sampling_dict = {**DEFAULT_SAMPLING, **as_dict(sampling)}
-    for a in anns:
-        ds = _attach(ds, a, _run(ds, a, engine, sampling_dict, output_dir, batch_size, show_progress))
+    try:
+        for a in anns:
+            folder = Path(output_dir) / f"{a.name}-{a.prompt_sha256[:12]}" if output_dir is not None else None
+            out = run_pass(Judging(a, sampling_dict), ds, engine, folder, batch_size=batch_size,
+                           show_progress=show_progress)
+            log.info("annotator %s: %d judged, %d errors", a.name, out.pending, out.errors)
+            ds = _attach(ds, a, out.rows)
+    finally:
+        if isinstance(backend, (str, dict)):
+            close(engine)  # built here: its processes and shared memory go with this call
     return ds
-
-
-def _run(ds: Dataset, a: Annotator, engine: Backend, sampling: dict[str, Any],
-         output_dir: str | Path | None, batch_size: int, show_progress: bool) -> pa.Table:
-    """Judge every key of `ds` not judged yet; return all judgements as a table (key + columns)."""
-    schema = pa.schema([pa.field(a.key, pa.string()), *(pa.field(c, t) for c, t in a.label_columns().items())])
-    store, done = None, set()
-    if output_dir is not None:
-        store = ShardStore(Path(output_dir) / f"{a.name}-{a.prompt_sha256[:12]}")
-        store.check_manifest({**a.fingerprint(), "model": engine.model_name, "sampling": sampling})
-        written = store.read_keys(columns=(a.key, f"label.{a.name}.error")).to_pydict()
-        done = {k for k, e in zip(*written.values()) if not (e or "").startswith(BACKEND_ERROR)}
-    keys = ds[a.key]
-    for i, k in enumerate(keys):
-        if k is None:
-            raise ValueError(f"row {i} has no {a.key!r}; annotator {a.name!r} keys its labels by it")
-    pending = len(set(keys) - done)
-    tables: list[pa.Table] = []
-    errors = 0
-    bar = tqdm(total=pending, unit=a.scope, desc=f"annotate {a.name}", disable=not show_progress)
-    with store.lock() if store is not None else contextlib.nullcontext():
-        for rows in _pending_batches(ds, a, done, batch_size):
-            table = pa.Table.from_pylist(_judge(a, rows, engine, sampling), schema=schema)
-            if store is not None:
-                store.write(table)
-            else:
-                tables.append(table)
-            errors += sum(e is not None for e in table.column(f"label.{a.name}.error").to_pylist())
-            bar.update(len(rows))
-            bar.set_postfix(errors=errors)
-    bar.close()
-    log.info("annotator %s: %d judged, %d errors", a.name, pending, errors)
-    if store is not None:
-        tables = [pq.read_table(f, schema=schema) for f in store.shard_files()]
-    return pa.concat_tables([schema.empty_table(), *tables])
-
-
-def _pending_batches(ds: Dataset, a: Annotator, done: set[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Batches of rows whose key is not judged yet, one row per key (the first), streaming `ds`."""
-    columns = [c for c in dict.fromkeys([a.key, *a.needs, "reasoning", "completion"]) if c in ds.column_names]
-    view = ds.select_columns(columns)
-    seen = set(done)
-    batch: list[dict[str, Any]] = []
-    for start in range(0, len(view), batch_size):
-        chunk = view[start : start + batch_size]
-        for j in range(len(chunk[a.key])):
-            row = {c: chunk[c][j] for c in columns}
-            if row[a.key] not in seen:
-                seen.add(row[a.key])
-                batch.append(row)
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
-def _judge(a: Annotator, rows: list[dict[str, Any]], engine: Backend, sampling: dict[str, Any]) -> list[dict[str, Any]]:
-    """One output row per input row: labels from the judge, or null labels and the reason."""
-    empty = dict.fromkeys(a.label_columns())
-    skips = [a.skip_reason(r) for r in rows]
-    asked = [i for i, s in enumerate(skips) if s is None]
-    outcomes = ask(a, [(rows[i][a.key], a.messages(rows[i])) for i in asked], engine, sampling)
-    out = [{a.key: r[a.key], **empty} for r in rows]
-    for i, o in zip(asked, outcomes):
-        out[i][f"label.{a.name}.raw"] = o.raw
-        out[i][f"label.{a.name}.error"] = o.error
-        if o.answer is not None:
-            out[i].update({f"label.{k}": v for k, v in a.labels(o.answer).items()})
-    return out
 
 
 def _attach(ds: Dataset, a: Annotator, table: pa.Table) -> Dataset:

@@ -1,4 +1,5 @@
-"""Selectors: the contract (`base`), one module per family, and the conformance suite (`testing`)."""
+"""Selectors: the contract (`base`), the `Filter` base for keep/drop rules (`filter`), one module per
+family, and the conformance suite (`testing`)."""
 
 from .base import (
     Selection,
@@ -10,9 +11,11 @@ from .base import (
     select,
 )
 from .compose import Sequential, Union, WeightedSum
+from .filter import Filter, Verdict
 from .dedup import Decontaminate, ExactDedup, NearDedup
 from .difficulty import ModelsDisagree, PassRate, WeakSolves
 from .diversity import ClusterUniform, StrategyCount, Stratified
+from .fewshot import FewShot
 from .length import LengthRange, Long, RankDecay, TopLength
 from .quality import Correct, DropFlags, LanguageMix, Repetition
 from .random import Random
@@ -24,6 +27,8 @@ __all__ = [
     "Decontaminate",
     "DropFlags",
     "ExactDedup",
+    "FewShot",
+    "Filter",
     "LanguageMix",
     "LengthRange",
     "Long",
@@ -42,6 +47,7 @@ __all__ = [
     "TopLength",
     "Union",
     "VerbosityBand",
+    "Verdict",
     "WeakSolves",
     "WeightedSum",
     "available_selectors",

@@ -20,16 +20,15 @@ import logging
 import numbers
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from datasets import Dataset
 
+from ..registry import Registry, Spec, parse_spec
 from ..schema import require_columns
 
-ENTRY_POINT_GROUP = "natural_thoughts.selectors"
 log = logging.getLogger(__name__)
 
 
@@ -257,64 +256,30 @@ def column(ds: Dataset, name: str, what: str | None = None) -> np.ndarray:
     return np.asarray(values)
 
 
-S = TypeVar("S", bound=type)
-_REGISTRY: dict[str, type[Selector]] = {}
-
-
-def register(cls: S) -> S:
-    """Class decorator: make a selector resolvable by its class name (YAML, CLI)."""
-    _REGISTRY[cls.__name__] = cls
-    return cls
+SELECTORS: Registry[type[Selector]] = Registry("selector")
+"""Selector classes by name: the built-ins, plus third parties' under the entry-point group
+`natural_thoughts.selectors`."""
+register = SELECTORS.register
+"""Class decorator: make a selector resolvable by its class name (YAML, CLI)."""
 
 
 def available_selectors() -> dict[str, type[Selector]]:
     """Built-in selectors plus those that third parties register under the entry-point group."""
-    found = dict(_REGISTRY)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.load())
-    return found
+    return SELECTORS.available()
 
 
-def _yaml_keys(params: dict[Any, Any]) -> dict[str, Any]:
-    """Parameter names as written: YAML 1.1 (PyYAML's `safe_load`) reads a bare `on:` key as `True`."""
-    return {("on" if k is True else k): v for k, v in params.items()}
-
-
-def normalize_spec(spec: str | dict[str, Any] | Selector) -> str | dict[str, Any] | Selector:
-    """`spec` with YAML 1.1's `True` keys turned back into `on`, at every nesting level (steps,
-    weights), so a config that says `on: reasoning` means what it says."""
-    if isinstance(spec, dict):
-        return {k: normalize_spec(v) for k, v in _yaml_keys(spec).items()}
-    if isinstance(spec, list):
-        return [normalize_spec(v) for v in spec]
-    return spec
-
-
-def get_selector(spec: str | dict[str, Any] | Selector) -> Selector:
-    """Resolve `"Long"`, `{"name": "Long", "C": 4000}` or `{"Long": {"C": 4000}}` to an instance.
-
-    A `True` parameter key (YAML 1.1 reads a bare `on:` as the boolean) means `on`."""
+def get_selector(spec: Spec | Selector) -> Selector:
+    """Resolve `"Long"`, `{"name": "Long", "C": 4000}` or `{"Long": {"C": 4000}}` to an instance;
+    the `steps` of a composite are resolved the same way, and an instance is returned as it is."""
     if isinstance(spec, Selector):
         return spec
-    spec = normalize_spec(spec)
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif "name" in spec:
-        params = {k: v for k, v in spec.items() if k != "name"}
-        name = spec["name"]
-    elif len(spec) == 1:
-        name, params = next(iter(spec.items()))
-        params = dict(params or {})
-    else:
-        raise ValueError(f"cannot read a selector from {spec!r}: give a name or {{name: params}}")
-    known = available_selectors()
-    if name not in known:
-        raise ValueError(f"unknown selector {name!r}; known selectors: {sorted(known)}")
-    nested = {k: [get_selector(s) for s in v] if k == "steps" else v for k, v in params.items()}
-    return known[name](**nested)
+    name, params = parse_spec(spec, "selector")
+    if "steps" in params:
+        params["steps"] = [get_selector(s) for s in params["steps"]]
+    return SELECTORS.get(name)(**params)
 
 
-def select(ds: Dataset, selector: Selector | str | dict[str, Any], k: int | None = None,
+def select(ds: Dataset, selector: Selector | Spec, k: int | None = None,
            seed: int | None = None) -> Selection:
     """Fit (when the selector learns) and select from `ds` in one call.
 

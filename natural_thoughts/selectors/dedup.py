@@ -18,8 +18,8 @@ from datasets import Dataset
 
 from ..embed import DEFAULT_MODEL, embed
 from ..schema import normalize_text
-from .base import Selection, Selector, column, register
-from .random import filter_selection
+from .base import Selector, column, register
+from .filter import Filter, Verdict
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 QUESTION_FIELDS = ("problem", "question", "prompt")
@@ -128,27 +128,26 @@ def _first_of_groups_ann(vectors: np.ndarray, threshold: float, block: int = 102
 
 
 @register
-class ExactDedup(Selector):
+class ExactDedup(Filter):
     """Drop rows whose `column` text equals an earlier row's after `schema.normalize_text`."""
 
     def __init__(self, column: str = "problem") -> None:
         self.column = column
 
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The first row of each normalized text (with `k`, a seeded subsample of those)."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the first row of each normalized text; a dropped row names the row it repeats."""
         first: dict[str, int] = {}
         name = _namer(ds)
-        reasons = []
+        keep, reasons = [], []
         for i, text in enumerate(_texts(ds, self.column, "ExactDedup")):
             j = first.setdefault(normalize_text(text), i)
+            keep.append(j == i)
             reasons.append("first of its text" if j == i else f"exact duplicate of {name(j)}")
-        keep = np.array([r == "first of its text" for r in reasons], dtype=bool)
-        return filter_selection(self, ds, keep, keep.astype(float), reasons,
-                                ["ExactDedup: exact duplicate"] * len(ds), k, seed)
+        return Verdict(keep, reasons, "ExactDedup: exact duplicate")
 
 
 @register
-class NearDedup(Selector):
+class NearDedup(Filter):
     """Drop rows near-identical to an earlier kept row (the first of each group stays).
 
     `method="minhash"`: MinHash LSH (datasketch) over word `ngram`-shingles of the normalized
@@ -186,12 +185,15 @@ class NearDedup(Selector):
                 lsh.insert(i, h)
         return dropped
 
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The rows that match no earlier kept row; each dropped reason names the row it matched."""
+    def check_params(self) -> Selector:
         if self.method not in ("minhash", "embedding"):
             raise ValueError(f"NearDedup: method must be 'minhash' or 'embedding', got {self.method!r}")
         if self.index not in ("auto", "exact", "hnsw"):
             raise ValueError(f"NearDedup: index must be 'auto', 'exact' or 'hnsw', got {self.index!r}")
+        return super().check_params()
+
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the rows that match no earlier kept row; a dropped row names the row it matched."""
         texts = _texts(ds, self.column, "NearDedup")
         if self.method == "minhash":
             matches, measure = self._minhash(texts), "jaccard"
@@ -202,9 +204,7 @@ class NearDedup(Selector):
         name = _namer(ds)
         reasons = [f"near-duplicate of {name(matches[i][0])} ({measure} {matches[i][1]:.2f})" if i in matches
                    else "no earlier near-duplicate" for i in range(len(ds))]
-        keep = np.array([i not in matches for i in range(len(ds))], dtype=bool)
-        return filter_selection(self, ds, keep, keep.astype(float), reasons,
-                                ["NearDedup: near-duplicate"] * len(ds), k, seed)
+        return Verdict([i not in matches for i in range(len(ds))], reasons, "NearDedup: near-duplicate")
 
 
 def read_benchmark(path: str | Path, question_field: str | None = None) -> Iterator[tuple[str, str]]:
@@ -223,7 +223,7 @@ def read_benchmark(path: str | Path, question_field: str | None = None) -> Itera
 
 
 @register
-class Decontaminate(Selector):
+class Decontaminate(Filter):
     """Drop rows that share a word `ngram`-gram with a benchmark question (8 as in s1/open-r1).
 
     Words are lowercased with ASCII punctuation removed; a text shorter than `ngram` words is one
@@ -248,8 +248,8 @@ class Decontaminate(Selector):
         named = self.benchmarks if isinstance(self.benchmarks, dict) else {Path(p).stem: p for p in self.benchmarks}
         return [(name, item, q) for name, path in named.items() for item, q in read_benchmark(path, self.benchmark_column)]
 
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The rows that match no benchmark item; each dropped reason names what it matched."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the rows that match no benchmark item; a dropped row names what it matched."""
         texts = _texts(ds, self.column, "Decontaminate")
         items = self._items()
         index: dict[tuple[str, ...], int] = {}
@@ -273,6 +273,5 @@ class Decontaminate(Selector):
                     reason = f"embedding cosine {sims[i, best[i]]:.2f} with {name} {item}"
                     matched.setdefault(start + int(i), (name, reason))
         found = [matched.get(i, ("", "no benchmark overlap")) for i in range(len(ds))]
-        keep = np.array([i not in matched for i in range(len(ds))], dtype=bool)
-        return filter_selection(self, ds, keep, keep.astype(float), [r for _, r in found],
-                                [f"Decontaminate: overlaps {b}" for b, _ in found], k, seed)
+        return Verdict([i not in matched for i in range(len(ds))], [r for _, r in found],
+                       [f"Decontaminate: overlaps {b}" for b, _ in found])

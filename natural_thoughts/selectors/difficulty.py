@@ -8,8 +8,8 @@ import numpy as np
 from datasets import Dataset
 
 from ..answers import METHODS, Judge, Pairs, Texts, answer_or_closing, ask_judge, equivalent, weak_final
-from .base import Selection, Selector, column, register
-from .random import filter_selection
+from .base import Selector, column, register
+from .filter import Filter, Verdict
 
 JUDGES: tuple[str, ...] = (*METHODS, "llm")
 _VERDICT_WORDS = {False: "models disagree", True: "models agree", None: "undecided"}
@@ -31,7 +31,7 @@ def judge_pairs(pairs: Pairs, judge: str, llm_judge: Judge | None = None, what: 
 
 
 @register
-class ModelsDisagree(Selector):
+class ModelsDisagree(Filter):
     """Keep traces whose final answer differs from a weaker model's answer to the same problem.
 
     Where a strong teacher and a weak model disagree the problem is likely hard, so its trace
@@ -63,10 +63,14 @@ class ModelsDisagree(Selector):
         """Per row: True when the answers agree, False when they differ, None when undecided."""
         return self.decide(ds)[0]
 
-    def decide(self, ds: Dataset) -> tuple[list[bool | None], list[str]]:
-        """Per row: the verdict (as `verdicts`) and what decided it (`label_column` or the judge)."""
+    def check_params(self) -> Selector:
         if self.judge not in JUDGES:
             raise ValueError(f"ModelsDisagree: unknown judge {self.judge!r}; choose one of {JUDGES}")
+        return super().check_params()
+
+    def decide(self, ds: Dataset) -> tuple[list[bool | None], list[str]]:
+        """Per row: the verdict (as `verdicts`) and what decided it (`label_column` or the judge)."""
+        self.check_params()
         verdicts: list[bool | None] = [None] * len(ds)
         if self.label_column and self.label_column in ds.column_names:
             verdicts = [None if v is None else not bool(v) for v in column(ds, self.label_column)]
@@ -105,21 +109,15 @@ class ModelsDisagree(Selector):
             built = self._built_judge = (self.llm_judge, build_judge(self.llm_judge))
         return built[1]
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1.0 where the models disagree, 0.0 where they agree or it is undecided."""
-        return np.asarray([v is False for v in self.verdicts(ds)], dtype=float)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The disagreeing rows (cut to `k` if given); each reason names what decided it."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the rows where the models disagree; each reason names what decided it."""
         verdicts, how = self.decide(ds)
-        keep = np.asarray([v is False for v in verdicts], dtype=bool)
-        reasons = [f"{_VERDICT_WORDS[v]} ({h})" for v, h in zip(verdicts, how)]
-        summaries = [f"ModelsDisagree: {_VERDICT_WORDS[v]}" for v in verdicts]
-        return filter_selection(self, ds, keep, keep.astype(float), reasons, summaries, k, seed)
+        return Verdict([v is False for v in verdicts], [f"{_VERDICT_WORDS[v]} ({h})" for v, h in zip(verdicts, how)],
+                       [f"ModelsDisagree: {_VERDICT_WORDS[v]}" for v in verdicts])
 
 
 @register
-class PassRate(Selector):
+class PassRate(Filter):
     """Keep every trace of problems whose pass rate over their samples lies in [low, high].
 
     The pass rate is the mean of `correct_column` over a problem's rows (None cells ignored); when
@@ -154,36 +152,26 @@ class PassRate(Selector):
         return (np.asarray([rate[p] for p in pids], dtype=float),
                 [f"{tally[p][0]}/{tally[p][1]}" for p in pids])
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1 - pass rate (harder problems score higher); 0.0 where the rate is undecided."""
-        rates, _ = self.rates(ds)
-        return np.nan_to_num(1.0 - rates, nan=0.0)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """All rows of the problems inside the band."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep every row of the problems inside the band; score 1 - pass rate (harder problems
+        score higher), 0.0 where the rate is undecided."""
         rates, counts = self.rates(ds)
         eps = 1e-9
-        reasons, summaries, keep = [], [], np.zeros(len(ds), dtype=bool)
-        for i, (r, c) in enumerate(zip(rates, counts)):
+        rows: list[tuple[str, str | None]] = []
+        for r, c in zip(rates, counts):
             if np.isnan(r):
-                reasons.append("pass rate undecided (no sample judged)")
-                summaries.append("PassRate: undecided")
+                rows.append(("pass rate undecided (no sample judged)", "PassRate: undecided"))
             elif r < self.low - eps:
-                reasons.append(f"pass rate {r:.3f} ({c}) < low {self.low:.3g}")
-                summaries.append("PassRate: too hard")
+                rows.append((f"pass rate {r:.3f} ({c}) < low {self.low:.3g}", "PassRate: too hard"))
             elif r > self.high + eps:
-                reasons.append(f"pass rate {r:.3f} ({c}) > high {self.high:.3g}")
-                summaries.append("PassRate: too easy")
+                rows.append((f"pass rate {r:.3f} ({c}) > high {self.high:.3g}", "PassRate: too easy"))
             else:
-                keep[i] = True
-                reasons.append(f"pass rate {r:.3f} ({c}) in [{self.low:.3g}, {self.high:.3g}]")
-                summaries.append("")
-        return filter_selection(self, ds, keep, np.nan_to_num(1.0 - rates, nan=0.0), reasons,
-                                summaries, k, seed)
+                rows.append((f"pass rate {r:.3f} ({c}) in [{self.low:.3g}, {self.high:.3g}]", None))
+        return Verdict.from_rows(rows, np.nan_to_num(1.0 - rates, nan=0.0))
 
 
 @register
-class WeakSolves(Selector):
+class WeakSolves(Filter):
     """Drop problems a weaker model already answers correctly (s1's first filter).
 
     A problem is dropped when the weak answer on any of its rows matches the reference. Rows whose
@@ -207,12 +195,8 @@ class WeakSolves(Selector):
         solved_pids = {p for p, v in zip(pids, verdicts) if v}
         return np.asarray([p in solved_pids for p in pids], dtype=bool), verdicts
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1.0 for problems the weak model does not solve, 0.0 for solved ones."""
-        return (~self.solved(ds)[0]).astype(float)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The rows of problems the weak model does not solve."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the rows of problems the weak model does not solve."""
         solved, verdicts = self.solved(ds)
         reasons = [
             "weak model solves this problem" if s
@@ -220,5 +204,4 @@ class WeakSolves(Selector):
             else "weak model fails this problem"
             for s, v in zip(solved, verdicts)
         ]
-        summaries = ["WeakSolves: solved by weak model"] * len(ds)
-        return filter_selection(self, ds, ~solved, (~solved).astype(float), reasons, summaries, k, seed)
+        return Verdict(~solved, reasons, "WeakSolves: solved by weak model")

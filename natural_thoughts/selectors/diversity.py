@@ -18,7 +18,7 @@ from datasets import Dataset
 from ..embed import DEFAULT_MODEL, embed
 from ..schema import REASONING_TOKENS
 from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
-from .random import filter_selection
+from .filter import Filter, Verdict
 
 DOMAIN_COLUMNS = ("label.domain", "domain")
 """Where a trace's domain lives: the annotator's label first, then the source's own column."""
@@ -189,7 +189,7 @@ def strategy_counts(value: Any, row: int, name: str) -> dict[str, float]:
 
 
 @register
-class StrategyCount(Selector):
+class StrategyCount(Filter):
     """NaturalThoughts' strategy rule: keep traces using between `min` and `max` distinct
     strategies, and keep low-density ones only with probability `downsample` (seeded).
 
@@ -212,12 +212,10 @@ class StrategyCount(Selector):
         self.k = k
         self.seed = seed
 
-    def _counts(self, ds: Dataset) -> list[dict[str, float]]:
-        return [strategy_counts(v, i, self.column) for i, v in enumerate(column(ds, self.column, "StrategyCount"))]
-
-    def score(self, ds: Dataset) -> np.ndarray:
-        """The number of distinct strategies of each trace."""
-        return np.array([len(c) for c in self._counts(ds)], dtype=float)
+    def check_params(self) -> Selector:
+        if self.density not in ("per_1k_tokens", "per_1k_words"):
+            raise ValueError(f"StrategyCount: density must be 'per_1k_tokens' or 'per_1k_words', got {self.density!r}")
+        return super().check_params()
 
     def densities(self, ds: Dataset) -> tuple[np.ndarray, str]:
         """Strategy occurrences per 1,000 reasoning tokens (or words), and the unit used."""
@@ -225,40 +223,36 @@ class StrategyCount(Selector):
 
     def _measure(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray, str]:
         """Distinct strategies and density per row, and the density's unit."""
-        if self.density not in ("per_1k_tokens", "per_1k_words"):
-            raise ValueError(f"StrategyCount: density must be 'per_1k_tokens' or 'per_1k_words', got {self.density!r}")
-        counts = self._counts(ds)
+        self.check_params()
+        cells = column(ds, self.column, "StrategyCount")
+        counts = [strategy_counts(v, i, self.column) for i, v in enumerate(cells)]
         distinct = np.array([len(c) for c in counts], dtype=float)
         occurrences = np.array([sum(c.values()) for c in counts], dtype=float)
         lengths, unit = reasoning_lengths(ds, words_only=self.density == "per_1k_words")
         return distinct, occurrences / np.maximum(lengths, 1.0) * 1000.0, unit
 
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """Filter by distinct count, downsample low density; every dropped row says why."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep traces in the count range, low-density ones with probability `downsample`; score:
+        distinct strategies."""
         distinct, density, unit = self._measure(ds)
         in_range = (distinct >= self.min) & (distinct <= self.max)
         threshold = self.min_density
         if threshold is None:
             threshold = float(np.percentile(density[in_range], 25)) if in_range.any() else 0.0
-        draws = np.random.default_rng(resolve_seed(self, seed)).random(len(ds))
         low = density < threshold
-        keep = in_range & (~low | (draws < self.downsample))
-        reasons, summaries = [], []
+        keep = in_range & (~low | (np.random.default_rng(seed).random(len(ds)) < self.downsample))
+        rows: list[tuple[str, str | None]] = []
         for d, x, lo, kept in zip(distinct.tolist(), density.tolist(), low.tolist(), keep.tolist()):
-            what = f"density {x:.2f} per 1k {unit}" + (f" < {threshold:.2f}" if lo else "") if d >= self.min else ""
+            what = f"density {x:.2f} per 1k {unit}" + (f" < {threshold:.2f}" if lo else "")
             if d < self.min:
-                reasons.append(f"{d:g} distinct strategies < min {self.min}")
-                summaries.append("StrategyCount: too few strategies")
+                rows.append((f"{d:g} distinct strategies < min {self.min}", "StrategyCount: too few strategies"))
             elif d > self.max:
-                reasons.append(f"{d:g} distinct strategies > max {self.max}")
-                summaries.append("StrategyCount: too many strategies")
+                rows.append((f"{d:g} distinct strategies > max {self.max}", "StrategyCount: too many strategies"))
             elif not kept:
-                reasons.append(f"low density, not sampled ({what})")
-                summaries.append("StrategyCount: low density, not sampled")
+                rows.append((f"low density, not sampled ({what})", "StrategyCount: low density, not sampled"))
             else:
-                reasons.append(f"{d:g} distinct strategies, {what}" + (", sampled" if lo else ""))
-                summaries.append("")
-        return filter_selection(self, ds, keep, distinct, reasons, summaries, k, seed)
+                rows.append((f"{d:g} distinct strategies, {what}" + (", sampled" if lo else ""), None))
+        return Verdict.from_rows(rows, distinct)
 
 
 @register

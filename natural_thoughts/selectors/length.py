@@ -7,7 +7,7 @@ from datasets import Dataset
 
 from ..schema import REASONING_TOKENS
 from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
-from .random import filter_selection
+from .filter import Filter, Verdict
 
 
 def lengths(ds: Dataset, name: str, what: str) -> np.ndarray:
@@ -28,7 +28,7 @@ def lengths(ds: Dataset, name: str, what: str) -> np.ndarray:
 
 
 @register
-class Long(Selector):
+class Long(Filter):
     """NaturalThoughts' Long sampling: keep each trace with probability min(1, (l / C) ** tau).
 
     Long traces are kept almost surely, short ones rarely, so the sample leans towards long
@@ -50,46 +50,38 @@ class Long(Selector):
         self.column = column
         self.C_quantile = C_quantile
 
+    def check_params(self) -> Selector:
+        if self.C != "auto" and (isinstance(self.C, str) or self.C <= 0):
+            raise ValueError(f"Long: C must be a number > 0 or 'auto', got {self.C!r}")
+        if self.C == "auto" and not 0 < self.C_quantile <= 1:
+            raise ValueError(f"Long: C_quantile must be in (0, 1], got {self.C_quantile}")
+        return super().check_params()
+
     def _choose_C(self, lens: np.ndarray) -> float:
         """C as given, or with `C="auto"` the `C_quantile` quantile of `lens` (at least 1 token)."""
         if self.C == "auto":
-            if not 0 < self.C_quantile <= 1:
-                raise ValueError(f"Long: C_quantile must be in (0, 1], got {self.C_quantile}")
             return max(float(np.quantile(lens, self.C_quantile)) if len(lens) else 1.0, 1.0)
-        if isinstance(self.C, str) or self.C <= 0:
-            raise ValueError(f"Long: C must be a number > 0 or 'auto', got {self.C!r}")
         return float(self.C)
 
     def fit(self, ds: Dataset) -> Long:
         """Choose C (see the class doc); sets `C_`."""
+        self.check_params()
         self.C_ = self._choose_C(lengths(ds, self.column, "Long"))
         return self
 
-    def _probabilities(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
-        """Lengths, keep probabilities and the C used (the fitted `C_`, else chosen from `ds`)."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Draw each row with its keep probability min(1, (l / C) ** tau), which is also its score."""
         lens = lengths(ds, self.column, "Long")
         C = self.C_ if hasattr(self, "C_") else self._choose_C(lens)
-        return lens, np.minimum(1.0, (np.clip(lens, 0, None) / C) ** self.tau), C
-
-    def score(self, ds: Dataset) -> np.ndarray:
-        """The keep probability of each row."""
-        return self._probabilities(ds)[1]
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """Draw each row with its keep probability, then cut the survivors to `k` if needed."""
-        lens, p, C = self._probabilities(ds)
-        rng = np.random.default_rng(resolve_seed(self, seed))
-        keep = rng.random(len(ds)) < p
+        p = np.minimum(1.0, (np.clip(lens, 0, None) / C) ** self.tau)
+        keep = np.random.default_rng(seed).random(len(ds)) < p
         reasons = [f"kept with p={pi:.2f} (l={li:g})" if kept else f"dropped by Long sampling (p={pi:.2f})"
                    for pi, li, kept in zip(p, lens, keep)]
-        sel = filter_selection(self, ds, keep, p, reasons, ["Long: not sampled"] * len(ds), k, seed)
-        if self.C == "auto":
-            sel.steps[0].fitted = {"C_": C}
-        return sel
+        return Verdict(keep, reasons, "Long: not sampled", p, {"C_": C} if self.C == "auto" else {})
 
 
 @register
-class LengthRange(Selector):
+class LengthRange(Filter):
     """Keep rows whose length lies in [min_tokens, max_tokens] (either bound may be None)."""
 
     def __init__(self, min_tokens: float | None = None, max_tokens: float | None = None,
@@ -104,30 +96,18 @@ class LengthRange(Selector):
                              "no row could be kept")
         return super().check_params()
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1.0 for rows inside the range, 0.0 outside."""
-        self.check_params()
-        low = -np.inf if self.min_tokens is None else self.min_tokens
-        high = np.inf if self.max_tokens is None else self.max_tokens
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the rows in range; a dropped row names the bound it missed."""
         lens = lengths(ds, self.column, "LengthRange")
-        return ((lens >= low) & (lens <= high)).astype(float)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The rows in range, with a reason naming the bound each dropped row missed."""
-        lens = lengths(ds, self.column, "LengthRange")
-        keep = self.score(ds).astype(bool)
-        reasons, summaries = [], []
-        for length, kept in zip(lens, keep):
-            if kept:
-                reasons.append(f"length {length:g} in range")
-                summaries.append("")
-            elif self.min_tokens is not None and length < self.min_tokens:
-                reasons.append(f"length {length:g} < min_tokens {self.min_tokens}")
-                summaries.append("LengthRange: too short")
+        rows: list[tuple[str, str | None]] = []
+        for length in lens:
+            if self.min_tokens is not None and length < self.min_tokens:
+                rows.append((f"length {length:g} < min_tokens {self.min_tokens}", "LengthRange: too short"))
+            elif self.max_tokens is not None and length > self.max_tokens:
+                rows.append((f"length {length:g} > max_tokens {self.max_tokens}", "LengthRange: too long"))
             else:
-                reasons.append(f"length {length:g} > max_tokens {self.max_tokens}")
-                summaries.append("LengthRange: too long")
-        return filter_selection(self, ds, keep, lens, reasons, summaries, k, seed)
+                rows.append((f"length {length:g} in range", None))
+        return Verdict.from_rows(rows)
 
 
 @register

@@ -11,12 +11,12 @@ from datasets import Dataset
 
 from .. import verify
 from ..schema import FLAGS, PROBLEM_FLAGS
-from .base import Selection, Selector, column, register
-from .random import filter_selection
+from .base import Selector, column, register
+from .filter import Filter, Verdict
 
 
 @register
-class DropFlags(Selector):
+class DropFlags(Filter):
     """Drop traces the parser flagged (cut off, no answer, …) and, by default, rows with an error.
 
     `flags` defaults to `schema.PROBLEM_FLAGS`; the informational flags (`split_inferred`,
@@ -40,37 +40,25 @@ class DropFlags(Selector):
             raise ValueError(f"DropFlags: unknown flag(s) {unknown}; known flags: {list(FLAGS)}")
         return set(names)
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1.0 for clean rows, 0.0 for flagged or failed ones."""
-        return np.asarray([r is None for r in self._problems(ds)], dtype=float)
-
-    def _problems(self, ds: Dataset) -> list[tuple[str, str] | None]:
-        """Per row: None when clean, else (detailed reason, summary)."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the unflagged, error-free rows; a dropped row names its error or flags."""
         flags = column(ds, "flags", "DropFlags")
         errors = column(ds, "error", "DropFlags (drop_errors=True)") if self.drop_errors else None
         wanted = self.wanted()
-        out: list[tuple[str, str] | None] = []
+        rows: list[tuple[str, str | None]] = []
         for i, row_flags in enumerate(flags):
             hit = [f for f in (row_flags or []) if f in wanted]
             if errors is not None and errors[i]:
-                out.append((f"error: {str(errors[i])[:120]}", "DropFlags: error"))
+                rows.append((f"error: {str(errors[i])[:120]}", "DropFlags: error"))
             elif hit:
-                out.append((f"flagged {', '.join(hit)}", f"DropFlags: {hit[0]}"))
+                rows.append((f"flagged {', '.join(hit)}", f"DropFlags: {hit[0]}"))
             else:
-                out.append(None)
-        return out
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The unflagged, error-free rows."""
-        problems = self._problems(ds)
-        keep = np.asarray([p is None for p in problems], dtype=bool)
-        reasons = ["no flags" if p is None else p[0] for p in problems]
-        summaries = ["" if p is None else p[1] for p in problems]
-        return filter_selection(self, ds, keep, keep.astype(float), reasons, summaries, k, seed)
+                rows.append(("no flags", None))
+        return Verdict.from_rows(rows)
 
 
 @register
-class Correct(Selector):
+class Correct(Filter):
     """Keep traces whose answer is correct (`keep="correct"`) or incorrect (`keep="incorrect"`).
 
     The verdict is `column` (`verify`'s `label.correct`) when the traces carry it, else the final
@@ -99,30 +87,20 @@ class Correct(Selector):
 
     def verdicts(self, ds: Dataset) -> list[bool | None]:
         """Per row: True correct, False incorrect, None undecided."""
-        self.check_params()
         if self.column in ds.column_names:
             return [None if v is None else bool(v) for v in column(ds, self.column)]
         answers = column(ds, self.answer_column, "Correct (answer_column)")
         refs = column(ds, self.reference_column, "Correct (reference_column)")
         return [verify.equivalent(a, r, self.judge) for a, r in zip(answers, refs)]  # type: ignore[arg-type]
 
-    def _keep(self, verdicts: list[bool | None]) -> np.ndarray:
-        wanted = self.keep == "correct"
-        return np.asarray([v is wanted or (v is None and self.undecided == "keep") for v in verdicts], dtype=bool)
-
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1.0 for rows of the wanted kind, else 0.0."""
-        return self._keep(self.verdicts(ds)).astype(float)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """The rows of the wanted kind."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep the rows of the wanted kind; each reason says what decided it."""
         verdicts = self.verdicts(ds)
-        keep = self._keep(verdicts)
+        wanted = self.keep == "correct"
+        keep = [v is wanted or (v is None and self.undecided == "keep") for v in verdicts]
         by = self.column if self.column in ds.column_names else self.judge
         words = {True: "correct", False: "incorrect", None: "undecided"}
-        reasons = [f"{words[v]} ({by})" for v in verdicts]
-        summaries = [f"Correct: {words[v]}" for v in verdicts]
-        return filter_selection(self, ds, keep, keep.astype(float), reasons, summaries, k, seed)
+        return Verdict(keep, [f"{words[v]} ({by})" for v in verdicts], [f"Correct: {words[v]}" for v in verdicts])
 
 
 def repetition_ratio(text: str | None, n: int = 4) -> float:
@@ -133,7 +111,7 @@ def repetition_ratio(text: str | None, n: int = 4) -> float:
 
 
 @register
-class Repetition(Selector):
+class Repetition(Filter):
     """Drop traces that loop: more than `max_ratio` of their word n-grams are repeats."""
 
     def __init__(self, max_ratio: float = 0.3, n: int = 4, column: str = "reasoning") -> None:
@@ -146,18 +124,13 @@ class Repetition(Selector):
         texts = column(ds, self.column, "Repetition")
         return np.asarray([repetition_ratio(t, self.n) for t in texts], dtype=float)
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1 - repetition ratio."""
-        return 1.0 - self.ratios(ds)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """Rows at or under the repetition limit."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep rows at or under the repetition limit; score 1 - repetition ratio."""
         ratios = self.ratios(ds)
         keep = ratios <= self.max_ratio
         reasons = [f"repeated {self.n}-grams {r:.2f} {'<=' if ok else '>'} {self.max_ratio}"
                    for r, ok in zip(ratios, keep)]
-        return filter_selection(self, ds, keep, 1.0 - ratios, reasons,
-                                ["Repetition: too repetitive"] * len(ds), k, seed)
+        return Verdict(keep, reasons, "Repetition: too repetitive", 1.0 - ratios)
 
 
 def script_of(ch: str) -> str:
@@ -177,7 +150,7 @@ def mixed_share(text: str | None, ignore: Sequence[str] = ()) -> float:
 
 
 @register
-class LanguageMix(Selector):
+class LanguageMix(Filter):
     """Drop traces that switch language: more than `max_ratio` of letters outside the main script.
 
     Greek and mathematical-alphanumeric letters are ignored by default: in math text they are symbols.
@@ -194,15 +167,10 @@ class LanguageMix(Selector):
         texts = column(ds, self.column, "LanguageMix")
         return np.asarray([mixed_share(t, self.ignore_scripts) for t in texts], dtype=float)
 
-    def score(self, ds: Dataset) -> np.ndarray:
-        """1 - the share of letters outside the dominant script."""
-        return 1.0 - self.shares(ds)
-
-    def select(self, ds: Dataset, k: int | None = None, seed: int | None = None) -> Selection:
-        """Rows at or under the mixing limit."""
+    def verdict(self, ds: Dataset, seed: int) -> Verdict:
+        """Keep rows at or under the mixing limit; score 1 - the share outside the main script."""
         shares = self.shares(ds)
         keep = shares <= self.max_ratio
         reasons = [f"letters outside the main script {s:.3f} {'<=' if ok else '>'} {self.max_ratio}"
                    for s, ok in zip(shares, keep)]
-        return filter_selection(self, ds, keep, 1.0 - shares, reasons,
-                                ["LanguageMix: mixed languages"] * len(ds), k, seed)
+        return Verdict(keep, reasons, "LanguageMix: mixed languages", 1.0 - shares)

@@ -1,8 +1,6 @@
-"""Uniform random sampling, and the keep-mask → `Selection` helper every filter here shares."""
+"""Uniform random sampling: the baseline every other selector should beat."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 from datasets import Dataset
@@ -36,33 +34,3 @@ class Random(Selector):
                                     drop_reason=f"not drawn by Random (k={k}, seed={seed})",
                                     kind="Random: not drawn")
 
-
-def filter_selection(
-    selector: Selector,
-    ds: Dataset,
-    keep: np.ndarray,
-    scores: np.ndarray,
-    reasons: Sequence[str],
-    summaries: Sequence[str],
-    k: int | None = None,
-    seed: int | None = None,
-) -> Selection:
-    """A `Selection` of the rows where `keep` is True, cut to `k` by a seeded uniform subsample.
-
-    `reasons[i]` is row i's reason (why kept, or in detail why dropped); `summaries[i]` is the
-    reason kind a dropped row is counted under in the step report (e.g. "Long: not sampled"):
-    a few fixed phrases, never per-row text.
-    """
-    name = type(selector).__name__
-    kept = np.flatnonzero(np.asarray(keep, dtype=bool))
-    budget = resolve_k(selector, k, len(kept))
-    detail, summary = list(reasons), list(summaries)
-    if budget < len(kept):
-        rng = np.random.default_rng(resolve_seed(selector, seed))
-        chosen = np.sort(rng.choice(kept, size=budget, replace=False))
-        for i in np.setdiff1d(kept, chosen):
-            detail[i] = summary[i] = f"{name}: over budget k={budget}"
-        kept = chosen
-    scores = np.asarray(scores, dtype=float)
-    return selection_from_picks(selector, ds, kept, scores[kept], [detail[i] for i in kept],
-                                drop_reason=lambda i: detail[i], kind=lambda i: summary[i])

@@ -1,0 +1,74 @@
+"""Commands over a traces file: `inspect` it, label it (`annotate`), check the tagger (`tagger-agreement`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..annotate import ANNOTATORS, DEFAULT_SAMPLING
+from ..pipeline import AnnotateConfig
+from .core import app, default
+
+
+@app.command()
+def inspect(
+    path: str = typer.Argument(..., help="A problems or traces file, folder or glob."),
+    preset: Optional[str] = typer.Option(None, help="A loader preset, e.g. skythought_eval, gsm8k."),
+) -> None:
+    """Print rows, flag counts, reasoning-length quantiles and the answer-extraction rate."""
+    from ..load.summary import summarize
+
+    typer.echo(json.dumps(summarize(path, preset=preset), indent=2))
+
+
+@app.command("annotate")
+def annotate_command(
+    path: str = typer.Argument(..., help="A traces file, folder or glob."),
+    annotator: list[str] = typer.Option(..., "--annotator", "-a", help=f"{', '.join(ANNOTATORS.names())}, "
+                                        "or tagger (model-free); repeat for several."),
+    model: Optional[str] = typer.Option(None, help="The judge model: a hub name or a local folder."),
+    backend: str = typer.Option(default(AnnotateConfig, "backend"), help="vllm or openai."),
+    preset: Optional[str] = typer.Option(None, help="A loader preset, e.g. skythought_eval."),
+    output_dir: Path = typer.Option(Path("runs/annotate"), help="Shards and manifests (re-running resumes)."),
+    out: Optional[Path] = typer.Option(None, help="The labelled traces (parquet); "
+                                       "default OUTPUT_DIR/annotated.parquet."),
+    max_tokens: int = typer.Option(DEFAULT_SAMPLING["max_tokens"], help="Token cap of each judge reply."),
+) -> None:
+    """Add label.* columns to the traces at PATH with LLM judges and/or the heuristic tagger."""
+    from ..annotate import annotate, tag_strategies
+    from ..load.sources import load_traces
+
+    if "tagger" in annotator and "strategies" in annotator:
+        raise typer.BadParameter("'tagger' and 'strategies' both write label.strategies; pick one "
+                                 "(compare them with `natural-thoughts tagger-agreement`)")
+    judges = [a for a in annotator if a != "tagger"]
+    if judges and model is None:
+        raise typer.BadParameter(f"the LLM annotators {judges} need --model")
+    ds = load_traces(path, preset=preset)
+    if judges:
+        ds = annotate(ds, judges, model=model, backend=backend, output_dir=output_dir,
+                      sampling={"max_tokens": max_tokens})
+    if "tagger" in annotator:
+        ds = tag_strategies(ds)
+    target = out or output_dir / "annotated.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_parquet(str(target))
+    errors = {c: sum(v is not None for v in ds[c]) for c in ds.column_names
+              if c.startswith("label.") and c.endswith(".error")}
+    typer.echo(json.dumps({"rows": len(ds), "errors": errors, "output": str(target)}, indent=2))
+
+
+@app.command("tagger-agreement")
+def tagger_agreement_command(
+    path: str = typer.Argument(..., help="Traces with an LLM annotator's strategy labels."),
+    column: str = typer.Option("label.strategies", help="The column of the LLM strategy labels."),
+    preset: Optional[str] = typer.Option(None, help="A loader preset."),
+) -> None:
+    """Report how well the model-free tagger matches an LLM annotator's strategy labels."""
+    from ..annotate import tagger_agreement
+    from ..load.sources import load_traces
+
+    typer.echo(json.dumps(tagger_agreement(load_traces(path, preset=preset), column=column), indent=2))

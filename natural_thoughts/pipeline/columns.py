@@ -1,0 +1,92 @@
+"""The column stages: `annotate` (label.* from the tagger and LLM judges), `verify` (label.correct),
+`score` (reasoning token counts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from pydantic import Field, field_validator, model_validator
+
+from .stage import ColumnStage, Context, register_stage
+
+AnnotatorSpec = str | dict[str, dict[str, Any]]
+
+
+@register_stage("annotate", order=40)
+class AnnotateConfig(ColumnStage):
+    """Labels as `label.*` columns: the model-free strategy `tagger` and/or LLM `annotators` (names
+    from `annotate.ANNOTATORS`, or {name: params}) asked of `model` (default: the run's engine)."""
+
+    tagger: bool = False
+    annotators: list[AnnotatorSpec] = Field(default_factory=list)
+    model: str | None = None
+    backend: str = "vllm"
+    sampling: dict[str, Any] | None = None
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = 256
+
+    @field_validator("annotators")
+    @classmethod
+    def _known(cls, value: list[AnnotatorSpec]) -> list[AnnotatorSpec]:
+        from ..annotate import get_annotator
+
+        for spec in value:  # unknown names and bad parameters fail here, before any stage
+            get_annotator(spec)
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> AnnotateConfig:
+        if not self.tagger and not self.annotators:
+            raise ValueError("annotate needs `tagger: true` and/or a list of `annotators`")
+        return self
+
+    def add(self, ds: Dataset, ctx: Context) -> Dataset:
+        """The strategy tagger, then the LLM annotators (on `model`, else the run's engine)."""
+        from ..annotate import annotate, get_annotator, tag_strategies
+
+        if self.tagger:
+            ds = tag_strategies(ds)
+        if not self.annotators:
+            return ds
+        model, backend = ctx.model_for(self.model, self.backend, self.section, "the judge model")
+        return annotate(ds, [get_annotator(spec) for spec in self.annotators], model=model, backend=backend,
+                        sampling=self.sampling, output_dir=ctx.out / self.section / "work",
+                        batch_size=self.batch_size, engine_kwargs=self.engine_kwargs,
+                        chat_template_kwargs=self.chat_template_kwargs)
+
+
+@register_stage("verify", order=50)
+class VerifyConfig(ColumnStage):
+    """Answer checking into `label.correct` (`judge` None: math-verify / normalized strings)."""
+
+    judge: str | dict[str, Any] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def add(self, ds: Dataset, ctx: Context) -> Dataset:
+        from ..annotate import build_judge
+        from ..verify import verify
+
+        return verify(ds, judge=build_judge(self.judge), **self.options)
+
+
+@register_stage("score", order=60)
+class ScoreConfig(ColumnStage):
+    """How reasoning length is counted when the engine did not count it (default: the teacher's
+    tokenizer when it is a local folder)."""
+
+    always = True
+
+    tokenizer: str | None = None
+    approximate: bool = False
+
+    def add(self, ds: Dataset, ctx: Context) -> Dataset:
+        from ..scores import add_reasoning_tokens
+
+        tokenizer = self.tokenizer
+        if tokenizer is None and "model" in ds.column_names and len(ds):
+            local = [m for m in sorted(set(ds["model"])) if m and Path(m).is_dir()]
+            tokenizer = local[0] if local else None
+        return add_reasoning_tokens(ds, tokenizer=tokenizer, approximate=self.approximate)

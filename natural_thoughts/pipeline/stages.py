@@ -1,0 +1,127 @@
+"""Resumable stage folders: each stage writes under `output_dir/<stage>/` and marks itself done
+with a fingerprint file, so a re-run with the same inputs and settings reuses the output.
+
+A stage that adds columns (annotate, verify, score) stores only those columns, row-aligned with its
+input by `trace_id`; the select stage stores the picks, the drops and the step reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Dataset, concatenate_datasets, load_from_disk
+
+from ..schema import LABEL_PREFIX, SCORE_PREFIX
+from ..selectors.base import Selection, StepReport
+from ..llm.store import write_atomic
+
+STAGE_FILE = ".stage.json"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-ready parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def files_fingerprint(paths: list[Path], root: Path | None = None) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of each file: cheap evidence that inputs did not change."""
+    out = []
+    for p in sorted(paths):
+        st = p.stat()
+        out.append((str(p.relative_to(root)) if root else str(p.resolve()), st.st_size, st.st_mtime_ns))
+    return out
+
+
+class StageFolder:
+    """One stage's folder and done-marker. `key` is the fingerprint of everything it depends on."""
+
+    def __init__(self, folder: str | Path, key: str) -> None:
+        self.folder = Path(folder)
+        self.key = key
+
+    @property
+    def marker(self) -> Path:
+        return self.folder / STAGE_FILE
+
+    def done(self) -> bool:
+        """Whether the folder holds a finished output made with the same fingerprint."""
+        if not self.marker.exists():
+            return False
+        return json.loads(self.marker.read_text()).get("fingerprint") == self.key
+
+    def begin(self, clear: bool = True) -> None:
+        """Drop the done-marker first (a crash never leaves a stale one), then clear the folder."""
+        self.marker.unlink(missing_ok=True)
+        if clear and self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def finish(self, **info: Any) -> None:
+        """Mark the stage done with its fingerprint (and any JSON-ready info)."""
+        blob = json.dumps({"fingerprint": self.key, **info}, indent=2, sort_keys=True, default=str)
+        write_atomic(self.marker, blob.encode("utf-8"))
+
+    def info(self) -> dict[str, Any]:
+        return json.loads(self.marker.read_text())
+
+
+def added_columns(before: Dataset, after: Dataset) -> list[str]:
+    """Columns a stage added or may have rewritten: new names, and every `label.*` / `score.*`."""
+    return [c for c in after.column_names
+            if c not in before.column_names or c.startswith((LABEL_PREFIX, SCORE_PREFIX))]
+
+
+def save_columns(before: Dataset, after: Dataset, folder: Path, stage: str) -> list[str]:
+    """Store the columns `after` adds to `before` (same rows, same order), keyed by `trace_id`."""
+    if len(after) != len(before):
+        raise ValueError(f"the {stage} stage returned {len(after)} rows for {len(before)}; "
+                         "stages before select must keep every row")
+    cols = added_columns(before, after)
+    keyed = after.select_columns(["trace_id", *cols]) if "trace_id" in after.column_names else after.select_columns(cols)
+    shutil.rmtree(folder / "columns", ignore_errors=True)
+    keyed.save_to_disk(str(folder / "columns"))
+    return cols
+
+
+def attach_columns(before: Dataset, folder: Path, stage: str) -> Dataset:
+    """`before` with a stage's stored columns joined on (checked row by row against `trace_id`)."""
+    cols = load_from_disk(str(folder / "columns"))
+    if len(cols) != len(before) or ("trace_id" in cols.column_names and cols["trace_id"] != before["trace_id"]):
+        raise ValueError(f"the stored {stage} columns under {folder} do not match the traces; delete that folder")
+    cols = cols.remove_columns([c for c in ("trace_id",) if c in cols.column_names])
+    base = before.remove_columns([c for c in cols.column_names if c in before.column_names])
+    return concatenate_datasets([base, cols], axis=1)
+
+
+def save_selection(selection: Selection, folder: Path) -> None:
+    """Picks (row, score, reason), drops (row, reason), step reports and the requested budget, as
+    parquet and JSON."""
+    pq.write_table(pa.table({"row": pa.array(selection.indices, pa.int64()),
+                             "score": pa.array(selection.scores, pa.float64()),
+                             "reason": pa.array(selection.reasons, pa.string())}), folder / "picks.parquet")
+    rows = sorted(selection.dropped)
+    pq.write_table(pa.table({"row": pa.array(rows, pa.int64()),
+                             "reason": pa.array([selection.dropped[r] for r in rows], pa.string())}),
+                   folder / "dropped.parquet")
+    steps = [{**s.__dict__, "params": json.loads(json.dumps(s.params, default=str))} for s in selection.steps]
+    (folder / "steps.json").write_text(json.dumps(steps, indent=2, sort_keys=True))
+    (folder / "budget.json").write_text(json.dumps({"requested_k": selection.requested_k}))
+
+
+def load_selection(ds: Dataset, folder: Path) -> Selection:
+    """The `Selection` stored by `save_selection`, over the same dataset `ds`."""
+    picks = pq.read_table(folder / "picks.parquet").to_pydict()
+    dropped = pq.read_table(folder / "dropped.parquet").to_pydict()
+    steps = [StepReport(**s) for s in json.loads((folder / "steps.json").read_text())]
+    budget = folder / "budget.json"
+    requested_k = json.loads(budget.read_text())["requested_k"] if budget.exists() else None
+    return Selection(ds, np.asarray(picks["row"], dtype=np.int64), np.asarray(picks["score"], dtype=float),
+                     list(picks["reason"]), steps, dict(zip(dropped["row"], dropped["reason"])), requested_k)

@@ -1,0 +1,140 @@
+"""The model-free strategy tagger on real Sky-T1 traces: shape, a monotonic property, agreement."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import Dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+from typer.testing import CliRunner
+
+from natural_thoughts.annotate import MARKERS, STRATEGIES, tag_strategies, tag_text, tagger_agreement
+from natural_thoughts.cli import app
+from natural_thoughts.load.sources import load_traces
+from natural_thoughts.selectors import StrategyCount
+
+from tests.conftest import DATA, needs_data
+
+SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
+WAIT_ALT = re.compile(r"\b(wait|alternatively)\b", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def tagged() -> Dataset:
+    return tag_strategies(load_traces(SKY, preset="skythought_eval"))
+
+
+def _counts(cell: list[dict]) -> dict[str, int]:
+    return {u["name"]: u["count"] for u in cell}
+
+
+def test_markers_cover_the_taxonomy_in_order() -> None:
+    assert list(MARKERS) == list(STRATEGIES)
+
+
+def test_tag_text_counts_word_starts_case_insensitively() -> None:
+    text = ("So I have this problem. Wait, no. WAIT! Await the result. Alternatively, try case 1 "
+            "and Case 2. Let me verify: fine. In summary, 4.")
+    found = tag_text(text)
+    counts = _counts(found)
+    assert counts == {"self_verification": 1, "backtracking": 2, "exploring_alternatives": 1,
+                      "case_analysis": 2, "restating_problem": 1, "summarizing_progress": 1}
+    assert [u["name"] for u in found] == [n for n in STRATEGIES if n in counts]  # taxonomy order
+    evidence = {u["name"]: u["evidence"] for u in found}
+    assert "Wait" in evidence["backtracking"] and "Alternatively" in evidence["exploring_alternatives"]
+    assert tag_text("") == [] and tag_text(None) == []
+
+
+@needs_data
+def test_every_trace_gets_counts_that_strategy_count_reads(tagged: Dataset) -> None:
+    cells = tagged["label.strategies"]
+    assert len(cells) == len(tagged)
+    for cell in cells:
+        assert all(u["name"] in STRATEGIES and u["count"] >= 1 and u["evidence"] for u in cell)
+        assert len({u["name"] for u in cell}) == len(cell)
+    distinct = StrategyCount(min=1, max=len(STRATEGIES)).score(tagged)
+    assert distinct.tolist() == [len(c) for c in cells]
+    assert np.mean(distinct) > 2  # long Sky-T1 reasoning uses several strategies, not none
+    kept = StrategyCount(min=4, max=8, density="per_1k_words").select(tagged, seed=0)
+    assert 0 < len(kept.indices) < len(tagged)
+
+
+@needs_data
+def test_more_wait_and_alternatively_markers_mean_more_strategies(tagged: Dataset) -> None:
+    """A monotonic relation on real data: more backtracking/alternative markers, more strategies."""
+    texts = [r or c for r, c in zip(tagged["reasoning"], tagged["completion"])]
+    markers = np.array([len(WAIT_ALT.findall(t)) for t in texts])
+    cells = tagged["label.strategies"]
+    distinct = np.array([len(c) for c in cells])
+    occurrences = np.array([sum(u["count"] for u in c) for c in cells])
+    for cell, text in zip(cells, texts):  # each marker is counted under its strategy
+        counts = _counts(cell)
+        assert counts.get("backtracking", 0) >= len(re.findall(r"\bwait\b", text, re.IGNORECASE))
+        assert counts.get("exploring_alternatives", 0) >= len(re.findall(r"\balternatively\b", text, re.IGNORECASE))
+    rho, p = spearmanr(markers, distinct)
+    assert rho > 0 and p < 0.01, f"spearman {rho:.3f} (p={p:.2g})"
+    low, high = np.quantile(markers, [1 / 3, 2 / 3])
+    assert distinct[markers >= high].mean() > distinct[markers <= low].mean()
+    assert occurrences[markers >= high].mean() > occurrences[markers <= low].mean()
+
+
+SENTENCES = {"Wait, that is off.": "backtracking", "Alternatively, try x.": "exploring_alternatives",
+             "Case 1: y.": "case_analysis", "To summarize: z.": "summarizing_progress"}
+
+
+@needs_data
+@settings(max_examples=30, deadline=None)
+@given(row=st.integers(0, 499), added=st.lists(st.sampled_from(sorted(SENTENCES)), max_size=6))
+def test_appending_markers_adds_exactly_their_counts(tagged: Dataset, row: int, added: list[str]) -> None:
+    text = tagged[row]["reasoning"] or tagged[row]["completion"]
+    before = _counts(tag_text(text))
+    after = _counts(tag_text(text + "\n" + " ".join(added)))
+    for name in STRATEGIES:
+        extra = sum(SENTENCES[s] == name for s in added)
+        assert after.get(name, 0) == before.get(name, 0) + extra, name
+
+
+@needs_data
+def test_agreement_is_measured_per_strategy(tagged: Dataset) -> None:
+    same = tagger_agreement(tagged)
+    assert same["rows"] == len(tagged) and same["unlabelled_rows"] == 0
+    assert same["row_jaccard"] == 1.0 and same["macro"] == {"precision": 1.0, "recall": 1.0, "jaccard": 1.0}
+
+    def degrade(i: int, cell: list[dict]) -> list[dict] | None:
+        if i % 10 == 0:
+            return None  # a judge error: no label
+        return [u for u in cell if u["name"] != "backtracking"] + [{"name": "analogy", "count": 1, "evidence": "-"}]
+
+    judged = tagged.remove_columns("label.strategies").add_column(
+        "label.strategies", [degrade(i, c) for i, c in enumerate(tagged["label.strategies"])])
+    report = tagger_agreement(judged)
+    assert report["rows"] == len(tagged) - len(range(0, len(tagged), 10))
+    assert report["unlabelled_rows"] == len(range(0, len(tagged), 10))
+    back = report["per_strategy"]["backtracking"]
+    assert back["judge"] == 0 and back["tagger"] > 0 and back["precision"] == 0 and back["recall"] is None
+    analogy = report["per_strategy"]["analogy"]
+    assert analogy["recall"] == analogy["both"] / report["rows"] < 1 and analogy["precision"] == 1.0
+    assert report["per_strategy"]["case_analysis"]["jaccard"] == 1.0
+    assert report["row_jaccard"] < 1.0
+
+
+@needs_data
+def test_commands_tag_and_report_agreement(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "tagged.parquet"
+    result = runner.invoke(app, ["annotate", str(SKY), "--preset", "skythought_eval", "-a", "tagger",
+                                 "--output-dir", str(tmp_path / "work"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = load_traces(out)
+    assert written["label.strategies"] == tag_strategies(load_traces(SKY, preset="skythought_eval"))["label.strategies"]
+    result = runner.invoke(app, ["tagger-agreement", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["macro"]["jaccard"] == 1.0
+    refused = runner.invoke(app, ["annotate", str(SKY), "-a", "tagger", "-a", "strategies", "--model", "m"])
+    assert refused.exit_code != 0 and "both write label.strategies" in refused.output
