@@ -61,6 +61,11 @@ FLAGS: tuple[str, ...] = (*PROBLEM_FLAGS, *NOTE_FLAGS)
 
 SCORE_PREFIX = "score."
 LABEL_PREFIX = "label."
+GUIDANCE_PREFIX = "guidance."
+GUIDED_COMPLETION = "guided_completion"
+STAGE_COLUMNS = (LABEL_PREFIX, SCORE_PREFIX, GUIDANCE_PREFIX, GUIDED_COMPLETION)
+"""Column prefixes a stage may rewrite in place: what it writes there is stored even when the
+input already held such a column."""
 REASONING_TOKENS = "score.reasoning_tokens"
 REASONING_TOKENS_SOURCE = "score.reasoning_tokens_source"
 

@@ -19,7 +19,7 @@ from datasets import Dataset, concatenate_datasets
 from pydantic import BaseModel
 
 from ..llm.backends import Backend, Request, Response, build_backend, close
-from ..llm.passes import ModelPass, Work
+from ..llm.passes import BACKEND_ERROR, ModelPass, Work
 from ..llm.requests import request_seed
 from ..llm.runner import BATCH_SIZE, run_pass
 from ..registry import Spec
@@ -33,8 +33,6 @@ DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "max_token
 """Judges decode greedily by default; `sampling=` overrides any key."""
 ATTEMPTS = 2
 RETRY_TEMPERATURE = 0.7
-BACKEND_ERROR = "backend error: "
-"""Prefix of errors the engine raised (not the judge's reply): re-asked when a run resumes."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..export.formats import FORMATS, Turns
-from .runner import GUIDED, PREFIX
+from ..schema import GUIDANCE_PREFIX, GUIDED_COMPLETION
 from .splice import token_spans
 
 Span = tuple[int, int] | None
@@ -28,13 +28,13 @@ Span = tuple[int, int] | None
 
 def guided_replies(t: Turns) -> tuple[list[str], list[Span]]:
     """Each row's assistant text, and the teacher's `[start, end)` in it (None on unguided rows)."""
-    missing = [c for c in (GUIDED, f"{PREFIX}char_start", f"{PREFIX}char_end") if c not in t.batch]
+    needed = (GUIDED_COMPLETION, f"{GUIDANCE_PREFIX}char_start", f"{GUIDANCE_PREFIX}char_end")
+    missing = [c for c in needed if c not in t.batch]
     if missing:
         raise KeyError(f"the guided export formats need the guidance columns {missing}; run guide() (or a "
                        "`guide:` stage) first")
     replies, spans = [], []
-    for reply, text, start, end in zip(t.replies, t.batch[GUIDED], t.batch[f"{PREFIX}char_start"],
-                                       t.batch[f"{PREFIX}char_end"]):
+    for reply, text, start, end in zip(t.replies, *(t.batch[c] for c in needed)):
         part = text[start:end] if text is not None else None
         replies.append(reply if part is None else reply + part)
         spans.append(None if part is None else (len(reply), len(reply) + len(part)))

@@ -20,14 +20,13 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, Features, Value, concatenate_datasets
 
-from ..annotate.runner import BACKEND_ERROR
 from ..answers import METHODS, equivalent, reference_method
 from ..llm.backends import Backend, Request, Response, build_backend, close
-from ..llm.passes import ModelPass, Work
+from ..llm.passes import BACKEND_ERROR, ModelPass, Work
 from ..llm.runner import BATCH_SIZE, run_pass
 from ..parse import extract_final_answer
 from ..registry import Spec
-from ..schema import require_columns
+from ..schema import GUIDANCE_PREFIX, GUIDED_COMPLETION, require_columns
 from .feedback import (BOXED_INSTRUCTION, FEEDBACK_REGEX, PROMPT_TEXT, PROMPT_VERSION, Feedback, parse_feedback,
                        teacher_messages)
 from .schedule import choose_rollouts, guided_fraction
@@ -41,21 +40,19 @@ DEFAULT_MAX_TOKENS = 1024
 """The token cap of one teacher reply."""
 GREEDY: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "seed": 0}
 """The teacher decodes greedily, as in the paper."""
-PREFIX = "guidance."
-GUIDED = "guided_completion"
 INCOMPLETE_FLAGS = frozenset({"truncated", "unterminated_reasoning", "empty"})
 """Parser flags that mark a rollout as not ended by the model: never guided."""
 NO_FEEDBACK_ERROR = "no feedback: the reply does not match the tag format"
 
 _TEXT = ("opinion", "reason", "phrase", "raw", "error")
 COLUMNS: dict[str, str] = {
-    f"{PREFIX}chosen": "bool", **{f"{PREFIX}{c}": "string" for c in _TEXT}, f"{PREFIX}valid": "bool",
-    GUIDED: "string", f"{PREFIX}char_start": "int64", f"{PREFIX}char_end": "int64",
-    f"{PREFIX}final_answer": "string", f"{PREFIX}correct": "bool",
+    f"{GUIDANCE_PREFIX}chosen": "bool", **{f"{GUIDANCE_PREFIX}{c}": "string" for c in _TEXT}, f"{GUIDANCE_PREFIX}valid": "bool",
+    GUIDED_COMPLETION: "string", f"{GUIDANCE_PREFIX}char_start": "int64", f"{GUIDANCE_PREFIX}char_end": "int64",
+    f"{GUIDANCE_PREFIX}final_answer": "string", f"{GUIDANCE_PREFIX}correct": "bool",
 }
 """The columns `guide` adds, and their types (fixed, so an all-null column keeps its type)."""
-PASS_SCHEMA = pa.schema([("trace_id", pa.string()), *((f"{PREFIX}{c}", pa.string()) for c in _TEXT),
-                         (f"{PREFIX}valid", pa.bool_())])
+PASS_SCHEMA = pa.schema([("trace_id", pa.string()), *((f"{GUIDANCE_PREFIX}{c}", pa.string()) for c in _TEXT),
+                         (f"{GUIDANCE_PREFIX}valid", pa.bool_())])
 """What the teacher pass stores per asked rollout: its reply read by the gate, and the raw reply."""
 
 
@@ -77,7 +74,7 @@ class TeacherFeedback(ModelPass):
     key: ClassVar[tuple[str, ...]] = ("trace_id",)
     unit: ClassVar[str] = "rollout"
     columns: ClassVar[tuple[str, ...]] = ("trace_id", "problem", "completion")
-    error_column: ClassVar[str] = f"{PREFIX}error"
+    error_column: ClassVar[str] = f"{GUIDANCE_PREFIX}error"
 
     def fingerprint(self, engine: Backend) -> dict[str, Any]:
         version = PROMPT_VERSION if self.prompt == PROMPT_TEXT else "custom"
@@ -106,13 +103,13 @@ def _read(response: Response | None) -> dict[str, Any]:
     """The stored columns of one reply: the gate's reading, the raw text and why it is no feedback."""
     if response is None or response.error is not None or not response.completions:
         why = "no completion returned" if response is None or response.error is None else response.error
-        return {f"{PREFIX}error": f"{BACKEND_ERROR}{why}", f"{PREFIX}valid": False}
+        return {f"{GUIDANCE_PREFIX}error": f"{BACKEND_ERROR}{why}", f"{GUIDANCE_PREFIX}valid": False}
     completion = response.completions[0]
     feedback = parse_feedback(completion.text)
     error = None if feedback.valid else f"{NO_FEEDBACK_ERROR} (finish_reason={completion.finish_reason})"
-    return {f"{PREFIX}opinion": feedback.opinion, f"{PREFIX}reason": feedback.reason or None,
-            f"{PREFIX}phrase": feedback.phrase or None, f"{PREFIX}raw": completion.text,
-            f"{PREFIX}error": error, f"{PREFIX}valid": feedback.valid}
+    return {f"{GUIDANCE_PREFIX}opinion": feedback.opinion, f"{GUIDANCE_PREFIX}reason": feedback.reason or None,
+            f"{GUIDANCE_PREFIX}phrase": feedback.phrase or None, f"{GUIDANCE_PREFIX}raw": completion.text,
+            f"{GUIDANCE_PREFIX}error": error, f"{GUIDANCE_PREFIX}valid": feedback.valid}
 
 
 def complete_mask(ds: Dataset) -> np.ndarray:
@@ -190,15 +187,15 @@ def _attach(ds: Dataset, chosen: np.ndarray, table: pa.Table) -> Dataset:
     columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     refs = ds["reference_answer"] if "reference_answer" in ds.column_names else [None] * len(ds)
     for tid, pick, text, ref in zip(ds["trace_id"], chosen, ds["completion"], refs):
-        row: dict[str, Any] = {**dict.fromkeys(COLUMNS), f"{PREFIX}chosen": bool(pick)}
+        row: dict[str, Any] = {**dict.fromkeys(COLUMNS), f"{GUIDANCE_PREFIX}chosen": bool(pick)}
         if pick and (reply := replies.get(tid)) is not None:
             row.update({k: v for k, v in reply.items() if k != "trace_id"})
-        if row[f"{PREFIX}valid"]:
-            spliced = splice(text, Feedback(opinion=row[f"{PREFIX}opinion"], reason=row[f"{PREFIX}reason"],
-                                            phrase=row[f"{PREFIX}phrase"], valid=True))
+        if row[f"{GUIDANCE_PREFIX}valid"]:
+            spliced = splice(text, Feedback(opinion=row[f"{GUIDANCE_PREFIX}opinion"], reason=row[f"{GUIDANCE_PREFIX}reason"],
+                                            phrase=row[f"{GUIDANCE_PREFIX}phrase"], valid=True))
             answer = extract_final_answer(spliced.teacher)
-            row.update({GUIDED: spliced.text, f"{PREFIX}char_start": spliced.start, f"{PREFIX}char_end": spliced.end,
-                        f"{PREFIX}final_answer": answer, f"{PREFIX}correct": _check(answer, ref)})
+            row.update({GUIDED_COMPLETION: spliced.text, f"{GUIDANCE_PREFIX}char_start": spliced.start, f"{GUIDANCE_PREFIX}char_end": spliced.end,
+                        f"{GUIDANCE_PREFIX}final_answer": answer, f"{GUIDANCE_PREFIX}correct": _check(answer, ref)})
         for name in COLUMNS:
             columns[name].append(row[name])
     added = Dataset.from_dict(columns, features=Features({c: Value(t) for c, t in COLUMNS.items()}))

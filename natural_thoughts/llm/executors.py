@@ -72,7 +72,7 @@ class EngineActor:
         for blob in batch.column(WORK).to_pylist():
             work = pickle.loads(blob)
             table, tokens = call(self.engine, self.model_pass, work)
-            first = [1] + [0] * (table.num_rows - 1)
+            first = ([1] + [0] * table.num_rows)[: table.num_rows]  # counts ride on the first row (if any)
             table = table.append_column(TOKENS, pa.array([tokens * f for f in first], pa.int64()))
             tables.append(table.append_column(UNITS, pa.array([len(work) * f for f in first], pa.int64())))
         return pa.concat_tables(tables)

@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 from .backends import Backend, Request, Response
 from .store import ShardStore
 
+BACKEND_ERROR = "backend error: "
+"""Prefix of a row's error when the engine failed (not the model's reply): asked again on resume."""
 Key = tuple[Any, ...]
 """The values of a pass's key columns for one output row."""
 Work = tuple[dict[str, Any], list[Key]]

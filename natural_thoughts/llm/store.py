@@ -167,6 +167,7 @@ class ShardStore:
         when extending a run); any other difference is refused with the changed keys named. `info`
         (e.g. the problem source) is recorded beside the fingerprint but never compared. Stale
         temporary files are removed."""
+        fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))  # as the manifest holds it
         with _flock(self.root, blocking=True):
             _remove_temp(self.root)
             self.created = self.manifest() is None

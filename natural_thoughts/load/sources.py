@@ -275,7 +275,7 @@ def _check_ids(rows: list[dict[str, Any]], duplicates: Duplicates, what: str) ->
 
 def _latest(ds: Dataset) -> Dataset:
     """Generator shards as one row per (problem_id, sample_index), sorted by it: a retried
-    error row is superseded by its new row (`shards.latest_rows`)."""
+    error row is superseded by its new row (`llm.store.latest_rows`)."""
     names = [c for c in ("problem_id", "sample_index", "error", "generated_at") if c in ds.column_names]
     return ds.select(latest_rows(ds.select_columns(names).with_format("arrow")[:]))
 

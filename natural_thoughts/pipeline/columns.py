@@ -9,6 +9,7 @@ from typing import Any
 from datasets import Dataset
 from pydantic import Field, field_validator, model_validator
 
+from ..llm.runner import BATCH_SIZE
 from .stage import ColumnStage, Context, register_stage
 
 AnnotatorSpec = str | dict[str, dict[str, Any]]
@@ -26,7 +27,7 @@ class AnnotateConfig(ColumnStage):
     sampling: dict[str, Any] | None = None
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = 256
+    batch_size: int = Field(BATCH_SIZE, ge=1)
 
     @field_validator("annotators")
     @classmethod

@@ -7,6 +7,7 @@ the replies are resumable shards under `<output_dir>/guide/work`. Export the gui
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,20 @@ class GuideConfig(ColumnStage):
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(BATCH_SIZE, ge=1)
 
+    def settings(self) -> dict[str, Any]:
+        """The fields and the prompt's hash (a prompt file edited in place re-runs the stage)."""
+        return {**self.model_dump(), "prompt_sha256": hashlib.sha256(self.prompt().encode()).hexdigest()}
+
+    def prompt(self) -> str:
+        """The teacher prompt: `prompt_file`'s text, else the packaged one."""
+        return Path(self.prompt_file).read_text(encoding="utf-8") if self.prompt_file else PROMPT_TEXT
+
     def add(self, ds: Dataset, ctx: Context) -> Dataset:
         """The guidance columns, asked of `model`, else of the run's engine."""
         from ..guide.runner import guide
 
         model, backend = ctx.model_for(self.model, self.backend, self.section, "the teacher")
-        prompt = Path(self.prompt_file).read_text(encoding="utf-8") if self.prompt_file else PROMPT_TEXT
+        prompt = self.prompt()
         return guide(ds, model=model, backend=backend, fraction=self.fraction, schedule=self.schedule, seed=self.seed,
                      instruction=self.instruction, prompt=prompt, regex=self.regex, max_tokens=self.max_tokens,
                      output_dir=ctx.out / self.section / "work", batch_size=self.batch_size,

@@ -46,11 +46,15 @@ class RefineConfig(Stage):
         expand(value)  # unknown passes and bad parameters fail here, before any stage
         return value
 
+    def settings(self) -> dict[str, Any]:
+        """The fields and each stage's prompt hash (a replacement prompt file edited in place re-runs)."""
+        return {**self.model_dump(), "prompts": [s.refine_pass.prompt_sha256 for s in expand(self.passes)]}
+
     def apply(self, ctx: Context) -> None:
         from ..refine.runner import refine
 
         assert ctx.traces is not None, "the refine stage needs traces"
-        folder = StageFolder(ctx.out / self.section, fingerprint(self.section, ctx.key, self.model_dump()))
+        folder = StageFolder(ctx.out / self.section, fingerprint(self.section, ctx.key, self.settings()))
         saved = folder.folder / "traces"
         if folder.done():
             ctx.status[self.section] = "reused"

@@ -80,6 +80,11 @@ class Stage(BaseModel):
     def apply(self, ctx: Context) -> None:
         raise NotImplementedError
 
+    def settings(self) -> dict[str, Any]:
+        """What this stage's output depends on besides its input: its fields (a stage that reads a
+        file adds the file's hash, so editing the file in place re-runs it)."""
+        return self.model_dump()
+
     def publish(self, ctx: Context) -> None:
         """After every output stage has written (outputs only): e.g. upload the folder."""
 
@@ -96,7 +101,7 @@ class ColumnStage(Stage):
     def apply(self, ctx: Context) -> None:
         assert ctx.traces is not None, f"the {self.section} stage needs traces"
         name = self.section
-        folder = StageFolder(ctx.out / name, fingerprint(name, ctx.key, self.model_dump()))
+        folder = StageFolder(ctx.out / name, fingerprint(name, ctx.key, self.settings()))
         if folder.done():
             ctx.status[name] = "reused"
         else:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset, concatenate_datasets, load_from_disk
 
-from ..schema import LABEL_PREFIX, SCORE_PREFIX
+from ..schema import STAGE_COLUMNS
 from ..selectors.base import Selection, StepReport
 from ..llm.store import write_atomic
 
@@ -74,9 +74,9 @@ class StageFolder:
 
 
 def added_columns(before: Dataset, after: Dataset) -> list[str]:
-    """Columns a stage added or may have rewritten: new names, and every `label.*` / `score.*`."""
-    return [c for c in after.column_names
-            if c not in before.column_names or c.startswith((LABEL_PREFIX, SCORE_PREFIX))]
+    """Columns a stage added or may have rewritten: new names, and every `label.*` / `score.*` /
+    `guidance.*` one (`schema.STAGE_COLUMNS`)."""
+    return [c for c in after.column_names if c not in before.column_names or c.startswith(STAGE_COLUMNS)]
 
 
 def save_columns(before: Dataset, after: Dataset, folder: Path, stage: str) -> list[str]:

@@ -84,7 +84,7 @@ class Refine(ModelPass):
         return [(child_id(unit, self.stage.step),)]
 
     def is_done(self, error: str | None) -> bool:
-        return error is None or error.startswith(SKIPPED)
+        return error is None  # a skipped row asks nothing: it is made again, so a parent that recovers is refined
 
     def requests(self, work: list[Work]) -> list[Request | None]:
         seed = int(self.sampling["seed"])

@@ -24,7 +24,7 @@ DOMAIN_COLUMNS = ("label.domain", "domain")
 """Where a trace's domain lives: the annotator's label first, then the source's own column."""
 
 
-def _group_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def group_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Integer group codes per row (groups numbered by first appearance) and the group names."""
     index: dict[str, int] = {}
     codes = np.fromiter((index.setdefault(str(v), len(index)) for v in values), dtype=np.int64,
@@ -114,7 +114,7 @@ class ClusterUniform(Selector):
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"ClusterUniform: column {self.on!r} row {i} is not text: {t!r:.80}")
-        inverse, distinct = _group_codes(texts)
+        inverse, distinct = group_codes(texts)
         return embed(distinct, model=self.model, batch_size=self.batch_size), inverse
 
     def fit(self, ds: Dataset) -> ClusterUniform:
@@ -291,7 +291,7 @@ class Stratified(Selector):
             raise ValueError(f"Stratified: then must be None or 'length' and order 'round_robin' or 'random'; "
                              f"got then={self.then!r}, order={self.order!r}")
         by = self.group_column(ds)
-        codes, names = _group_codes(column(ds, by, "Stratified"))
+        codes, names = group_codes(column(ds, by, "Stratified"))
         rng = np.random.default_rng(resolve_seed(self, seed))
         gumbel = rng.gumbel(size=len(ds))
         length_rank = np.zeros(len(ds), dtype=np.int64)

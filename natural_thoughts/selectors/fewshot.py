@@ -18,7 +18,7 @@ from ..embed import DEFAULT_MODEL, embed
 from ..schema import PROBLEM_FLAGS, REASONING_TOKENS
 from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
 from .difficulty import ModelsDisagree
-from .diversity import _group_codes, reasoning_lengths
+from .diversity import group_codes, reasoning_lengths
 from .length import lengths
 from .quality import Correct, DropFlags
 
@@ -137,12 +137,12 @@ class FewShot(Selector):
     def _vectors(self, pool: Dataset) -> tuple[np.ndarray, np.ndarray, str]:
         """One unit vector per distinct `on` text (a topic one-hot, or its embedding), each row's
         index into them, and what coverage is measured on."""
-        inverse, distinct = _group_codes(column(pool, self.on, "FewShot (on)"))
+        inverse, distinct = group_codes(column(pool, self.on, "FewShot (on)"))
         if not self.diversity_weight:
             return np.zeros((len(distinct), 1), dtype=np.float32), inverse, "off (diversity_weight=0)"
         topics = column(pool, self.topic) if self.topic and self.topic in pool.column_names else None
         if topics is not None and any(v not in (None, "") for v in topics):
-            codes, names = _group_codes(topics[np.unique(inverse, return_index=True)[1]])
+            codes, names = group_codes(topics[np.unique(inverse, return_index=True)[1]])
             return np.eye(len(names), dtype=np.float32)[codes], inverse, f"topics of {self.topic} ({len(names)})"
         model = self.model if isinstance(self.model, str) else type(self.model).__name__
         return embed(list(distinct), model=self.model), inverse, f"embeddings of {self.on} ({model})"
@@ -176,7 +176,7 @@ class FewShot(Selector):
             vectors, inverse, measured = self._vectors(pool)
             fitted.update(difficulty_=difficulty_from, length_=unit, coverage_=measured)
             pid = "problem_id" if "problem_id" in pool.column_names else "problem"
-            problems = _group_codes(column(pool, pid, "FewShot (one pick per problem)"))[0]
+            problems = group_codes(column(pool, pid, "FewShot (one pick per problem)"))[0]
             quality = self.difficulty_weight * d + self.length_weight * l
             clients = vectors
             if len(vectors) > MAX_CLIENTS:
