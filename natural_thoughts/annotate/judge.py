@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..answers import Judge, Pairs, Texts
-from ..llm.backends import Backend, backend_name, build_backend
+from ..llm.backends import DEFAULT_BACKEND, Backend, backend_name, build_backend
 from ..llm.runner import BATCH_SIZE, run_pass
 from ..registry import Spec
 from ..schema import as_dict
@@ -47,7 +47,7 @@ class LLMJudge:
     validates, is None (undecided), never a guess.
     """
 
-    def __init__(self, model: Any = None, backend: Spec | Backend = "vllm", sampling: dict[str, Any] | None = None,
+    def __init__(self, model: Any = None, backend: Spec | Backend = DEFAULT_BACKEND, sampling: dict[str, Any] | None = None,
                  annotator: AnswerJudge | str | dict[str, Any] | None = None,
                  engine_kwargs: dict[str, Any] | None = None, chat_template_kwargs: dict[str, Any] | None = None,
                  batch_size: int = BATCH_SIZE, base_url: str | None = None) -> None:
@@ -118,7 +118,7 @@ def build_judge(spec: Judge | str | dict[str, Any] | None) -> Judge | None:
     if isinstance(spec, str):
         return LLMJudge(model=spec)
     if isinstance(spec, dict):
-        if spec.get("model") is None and isinstance(spec.get("backend", "vllm"), (str, dict)):
+        if spec.get("model") is None and isinstance(spec.get("backend", DEFAULT_BACKEND), (str, dict)):
             raise ValueError(f"an LLM judge needs `model` (a hub name, local path or served model name); got {spec}")
         try:
             return LLMJudge(**spec)

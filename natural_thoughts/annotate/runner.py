@@ -18,7 +18,7 @@ import pyarrow as pa
 from datasets import Dataset, concatenate_datasets
 from pydantic import BaseModel
 
-from ..llm.backends import Backend, Request, Response, build_backend, close
+from ..llm.backends import DEFAULT_BACKEND, Backend, Request, Response, build_backend, close
 from ..llm.passes import BACKEND_ERROR, ModelPass, Work
 from ..llm.requests import request_seed
 from ..llm.runner import BATCH_SIZE, run_pass
@@ -141,7 +141,7 @@ def annotate(
     traces: Any,
     annotators: list[str | Annotator],
     model: Any = None,
-    backend: Spec | Backend = "vllm",
+    backend: Spec | Backend = DEFAULT_BACKEND,
     sampling: dict[str, Any] | None = None,
     output_dir: str | Path | None = None,
     batch_size: int = BATCH_SIZE,

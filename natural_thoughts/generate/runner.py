@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
-from ..llm.backends import Backend, build_backend, close
+from ..llm.backends import DEFAULT_BACKEND, Backend, build_backend, close
 from ..llm.executors import EXECUTORS
 from ..llm.requests import check_prompt_template
 from ..llm.runner import run_pass
@@ -39,7 +39,7 @@ DEFAULT_BATCH_SIZE = 1024
 def generate(
     problems: Any,
     model: Any = None,
-    backend: Spec | Backend = "vllm",
+    backend: Spec | Backend = DEFAULT_BACKEND,
     n: int = 1,
     sampling: SamplingConfig | dict[str, Any] | None = None,
     chat_template_kwargs: dict[str, Any] | None = None,

@@ -21,7 +21,7 @@ import pyarrow as pa
 from datasets import Dataset, Features, Value, concatenate_datasets
 
 from ..answers import METHODS, equivalent, reference_method
-from ..llm.backends import Backend, Request, Response, build_backend, close
+from ..llm.backends import DEFAULT_BACKEND, Backend, Request, Response, build_backend, close
 from ..llm.passes import BACKEND_ERROR, ModelPass, Work
 from ..llm.runner import BATCH_SIZE, run_pass
 from ..parse import extract_final_answer
@@ -127,7 +127,7 @@ def complete_mask(ds: Dataset) -> np.ndarray:
 def guide(
     traces: Any,
     model: Any = None,
-    backend: Spec | Backend = "vllm",
+    backend: Spec | Backend = DEFAULT_BACKEND,
     fraction: float = DEFAULT_FRACTION,
     schedule: dict[str, Any] | None = None,
     seed: int = 0,

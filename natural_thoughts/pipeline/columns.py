@@ -10,6 +10,7 @@ from datasets import Dataset
 from pydantic import Field, field_validator, model_validator
 
 from ..llm.runner import BATCH_SIZE
+from ..llm.backends import DEFAULT_BACKEND
 from .stage import ColumnStage, Context, register_stage
 
 AnnotatorSpec = str | dict[str, dict[str, Any]]
@@ -23,7 +24,7 @@ class AnnotateConfig(ColumnStage):
     tagger: bool = False
     annotators: list[AnnotatorSpec] = Field(default_factory=list)
     model: str | None = None
-    backend: str = "vllm"
+    backend: str = DEFAULT_BACKEND
     sampling: dict[str, Any] | None = None
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from pydantic import Field
 from ..guide.feedback import BOXED_INSTRUCTION, FEEDBACK_REGEX, PROMPT_TEXT
 from ..guide.runner import DEFAULT_FRACTION, DEFAULT_MAX_TOKENS
 from ..llm.runner import BATCH_SIZE
+from ..llm.backends import DEFAULT_BACKEND
 from .stage import ColumnStage, Context, register_stage
 
 
@@ -28,7 +29,7 @@ class GuideConfig(ColumnStage):
     default the packaged one; `regex`: guided decoding, null for none; `max_tokens`)."""
 
     model: str | None = None
-    backend: str = "vllm"
+    backend: str = DEFAULT_BACKEND
     fraction: float = Field(DEFAULT_FRACTION, ge=0, le=1)
     schedule: dict[str, Any] | None = None
     seed: int = Field(0, ge=0)

@@ -14,6 +14,7 @@ from ..load.weak import DEFAULT_JOIN, JoinKey
 from ..parse import FORMATS as TRACE_FORMATS
 from ..registry import yaml_keys
 from ..schema import SamplingConfig
+from ..llm.backends import DEFAULT_BACKEND
 from .stage import Context, Kind, Stage, one_of, register_stage
 from .stages import files_fingerprint, fingerprint
 
@@ -56,7 +57,7 @@ class GenerateConfig(Stage):
     kind: ClassVar[Kind] = "input"
 
     model: str
-    backend: str = "vllm"
+    backend: str = DEFAULT_BACKEND
     n: int = Field(1, ge=1)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     system_prompt: str | None = None

@@ -9,11 +9,11 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ..export.formats import FILE_FORMATS, ON_OVERLONG, THINK_TAGS
+from ..export.formats import FILE_FORMATS, ON_OVERLONG, prepare_export, write_splits
 from ..export.formats import FORMATS as EXPORT_FORMATS
-from ..mixing import HARDER, MIX_MODES
+from ..mixing import HARDER, MIX_MODES, mix
 from ..registry import yaml_keys
-from .stage import Context, Kind, Stage, one_of, register_stage
+from .stage import Context, Kind, Stage, default_of, one_of, register_stage
 from .stages import StageFolder, fingerprint, load_selection, save_selection
 
 log = logging.getLogger(__name__)
@@ -63,17 +63,15 @@ class MixConfig(Stage):
 
     kind: ClassVar[Kind] = "subset"
 
-    mode: Annotated[str, one_of(MIX_MODES, "mix mode")] = "random"
-    p: float = Field(0.4, ge=0, le=1)
-    column: str = "label.disagree"
-    threshold: float | None = None
-    harder: Annotated[str, one_of(HARDER, "harder")] = "higher"
-    seed: int = Field(0, ge=0)
-    instructions: str | dict[str, str] | None = None
+    mode: Annotated[str, one_of(MIX_MODES, "mix mode")] = default_of(mix, "mode")
+    p: float = Field(default_of(mix, "p"), ge=0, le=1)
+    column: str = default_of(mix, "column")
+    threshold: float | None = default_of(mix, "threshold")
+    harder: Annotated[str, one_of(HARDER, "harder")] = default_of(mix, "harder")
+    seed: int = Field(default_of(mix, "seed"), ge=0)
+    instructions: str | dict[str, str] | None = default_of(mix, "instructions")
 
     def apply(self, ctx: Context) -> None:
-        from ..mixing import mix
-
         ctx.reshapes.append(lambda ds: mix(ds, **self.model_dump()))
 
 
@@ -84,22 +82,20 @@ class ExportConfig(Stage):
     kind: ClassVar[Kind] = "output"
     always = True
 
-    format: Annotated[str, one_of(EXPORT_FORMATS, "export format")] = "messages"
-    file_format: Annotated[str, one_of(FILE_FORMATS, "file format")] = "parquet"
-    system_prompt: str | None = None
-    think_tags: tuple[str, str] = THINK_TAGS
-    validation_fraction: float = Field(0.0, ge=0, lt=1)
-    seed: int = Field(0, ge=0)
-    max_tokens: int | None = Field(None, gt=0)
-    on_overlong: Annotated[str, one_of(ON_OVERLONG, "on_overlong")] = "drop"
-    tokenizer: str | None = None
+    format: Annotated[str, one_of(EXPORT_FORMATS, "export format")] = default_of(prepare_export, "format")
+    file_format: Annotated[str, one_of(FILE_FORMATS, "file format")] = default_of(write_splits, "file_format")
+    system_prompt: str | None = default_of(prepare_export, "system_prompt")
+    think_tags: tuple[str, str] = default_of(prepare_export, "think_tags")
+    validation_fraction: float = Field(default_of(prepare_export, "validation_fraction"), ge=0, lt=1)
+    seed: int = Field(default_of(prepare_export, "seed"), ge=0)
+    max_tokens: int | None = Field(default_of(prepare_export, "max_tokens"), gt=0)
+    on_overlong: Annotated[str, one_of(ON_OVERLONG, "on_overlong")] = default_of(prepare_export, "on_overlong")
+    tokenizer: str | None = default_of(prepare_export, "tokenizer")
     push_to_hub: str | None = None
     private: bool = True
 
     def apply(self, ctx: Context) -> None:
         """Write the splits into the output folder; an empty result stops before an earlier export is touched."""
-        from ..export.formats import prepare_export, write_splits
-
         assert ctx.selection is not None and ctx.output is not None
         require_rows(len(ctx.selection), ctx)
         splits, stats = prepare_export(ctx.subset(), **self.model_dump(exclude={"file_format", "push_to_hub",

@@ -15,6 +15,7 @@ from ..refine.passes import DEFAULT_PASSES, expand
 from ..refine.runner import DEFAULT_KEEP, Keep
 from ..registry import Spec
 from ..schema import SamplingConfig
+from ..llm.backends import DEFAULT_BACKEND
 from .stage import Context, Kind, Stage, register_stage
 from .stages import StageFolder, fingerprint
 
@@ -32,7 +33,7 @@ class RefineConfig(Stage):
 
     passes: list[Spec] = DEFAULT_PASSES
     model: str | None = None
-    backend: str = "vllm"
+    backend: str = DEFAULT_BACKEND
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     keep: Keep = DEFAULT_KEEP
     batch_size: int = Field(BATCH_SIZE, ge=1)

@@ -11,6 +11,7 @@ the export folder, made and marked done together).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,12 @@ def register_stage(section: str, order: int) -> Callable[[S], S]:
 def registered() -> list[type[Stage]]:
     """Every known stage class, in run order."""
     return sorted(STAGES.available().values(), key=lambda cls: cls.order)
+
+
+def default_of(function: Callable[..., Any], parameter: str) -> Any:
+    """The default of `function`'s `parameter`: a stage field that mirrors a function argument
+    takes its default from the signature, so the default is written once."""
+    return inspect.signature(function).parameters[parameter].default
 
 
 def one_of(allowed: Iterable[str], what: str) -> AfterValidator:

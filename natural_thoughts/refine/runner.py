@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 from datasets import Dataset
 
-from ..llm.backends import Backend, Completion, Request, Response, build_backend, close
+from ..llm.backends import DEFAULT_BACKEND, Backend, Completion, Request, Response, build_backend, close
 from ..llm.passes import Key, ModelPass, Work
 from ..llm.requests import request_seed
 from ..llm.runner import BATCH_SIZE, run_pass
@@ -127,7 +127,7 @@ def refine(
     traces: Any,
     passes: Sequence[Spec | RefinePass] = DEFAULT_PASSES,
     model: Any = None,
-    backend: Spec | Backend = "vllm",
+    backend: Spec | Backend = DEFAULT_BACKEND,
     sampling: SamplingConfig | dict[str, Any] | None = None,
     output_dir: str | Path | None = None,
     batch_size: int = BATCH_SIZE,

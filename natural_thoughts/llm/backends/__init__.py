@@ -14,6 +14,8 @@ from ...registry import Registry, Spec, parse_spec
 from .base import Backend, Completion, EngineDiedError, EngineStartError, Request, Response, close, restart, start
 
 BACKENDS: Registry = Registry("backend")
+DEFAULT_BACKEND = "vllm"
+"""The backend every model pass uses unless told otherwise: the offline vLLM engine."""
 
 
 @BACKENDS.register(name="vllm")
@@ -57,5 +59,5 @@ def backend_name(backend: Spec | Backend) -> str | None:
     return parse_spec(backend, "backend")[0] if isinstance(backend, (str, dict)) else None
 
 
-__all__ = ["BACKENDS", "Backend", "Completion", "EngineDiedError", "EngineStartError", "Request", "Response",
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "Completion", "EngineDiedError", "EngineStartError", "Request", "Response",
            "backend_name", "build_backend", "close", "restart", "start"]
