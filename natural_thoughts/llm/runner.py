@@ -82,29 +82,29 @@ def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir:
     with store.lock() if store is not None else contextlib.nullcontext():
         work = _pending(model_pass, inputs, _done(model_pass, store))
         out.pending = sum(len(keys) for _, keys in work)
-        try:
+        try:  # a Ray actor starts its engine on its first batch: a start failure may come from the loop
             finished: Iterator[Batch] = iter(())
             if work:
                 finished = run(engine, model_pass, _batches(model_pass, inputs, work, batch_size),
                                **{**options, **(executor_kwargs or {})})
+            started = time.perf_counter()
+            with tqdm(total=len(work), unit=model_pass.unit, desc=model_pass.name,
+                      disable=not show_progress or not work) as bar:
+                for table, tokens, units in finished:
+                    if store is not None:
+                        store.write(table)
+                    else:
+                        tables.append(table)
+                    if on_batch is not None:
+                        on_batch(table, tokens)
+                    out.add(table, tokens, model_pass.error_column)
+                    out.seconds = time.perf_counter() - started
+                    bar.update(units)
+                    bar.set_postfix(rows=out.written, tok_s=f"{out.tokens_per_s:.0f}", errors=out.errors)
         except EngineStartError:
             if store is not None and store.created:
-                store.discard_empty_run()
+                store.discard_empty_run()  # only a run that holds no shard yet
             raise
-        started = time.perf_counter()
-        with tqdm(total=len(work), unit=model_pass.unit, desc=model_pass.name,
-                  disable=not show_progress or not work) as bar:
-            for table, tokens, units in finished:
-                if store is not None:
-                    store.write(table)
-                else:
-                    tables.append(table)
-                if on_batch is not None:
-                    on_batch(table, tokens)
-                out.add(table, tokens, model_pass.error_column)
-                out.seconds = time.perf_counter() - started
-                bar.update(units)
-                bar.set_postfix(rows=out.written, tok_s=f"{out.tokens_per_s:.0f}", errors=out.errors)
     out.rows = model_pass.read(store) if store is not None else pa.concat_tables([model_pass.schema.empty_table(), *tables])
     return out
 
