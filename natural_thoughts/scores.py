@@ -16,7 +16,9 @@ from datasets import Dataset
 
 from .schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE, require_columns
 
-APPROX_SOURCE = "approx:chars/4"
+CHARS_PER_TOKEN = 4
+"""The characters one token stands for in the labelled estimate (`approximate=True`)."""
+APPROX_SOURCE = f"approx:chars/{CHARS_PER_TOKEN}"
 
 
 def _non_empty(values: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -48,7 +50,8 @@ def _count_batch(batch: pa.Table, tokenizer: Any, tokenizer_name: str, approxima
         sources = pc.if_else(need, pa.scalar(f"tokenizer:{tokenizer_name}"), sources)
     elif need.any() and approximate:
         length = pc.if_else(own, pc.utf8_length(batch.column("reasoning")), pc.utf8_length(batch.column("answer")))
-        approx = pc.divide(pc.add(pc.cast(pc.fill_null(length, 0), pa.int64()), 3), 4)
+        chars = pc.cast(pc.fill_null(length, 0), pa.int64())
+        approx = pc.divide(pc.add(chars, CHARS_PER_TOKEN - 1), CHARS_PER_TOKEN)  # rounded up
         counts = pc.if_else(need, approx, engine)
         sources = pc.if_else(need, pa.scalar(APPROX_SOURCE), sources)
     elif need.any():

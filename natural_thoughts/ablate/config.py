@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..embed import DEFAULT_MODEL
 from ..pipeline import AnnotateConfig, ExportConfig, ScoreConfig, TracesConfig, VerifyConfig
+from ..pipeline.config import read_config_file
 from ..registry import Spec, yaml_keys
 
 DEFAULT_CLUSTERS = 20
@@ -102,15 +102,8 @@ class AblateConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> AblateConfig:
         """Read and validate a YAML file; a relative source is found beside the file first."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: an ablate config is a mapping (traces:, selections:, budgets:, …)")
-        traces = data.get("traces")
-        for section in (traces, traces.get("weak") if isinstance(traces, dict) else None):
-            source = section.get("source") if isinstance(section, dict) else None
-            if isinstance(source, str) and (Path(path).parent / source).exists():
-                section["source"] = str(Path(path).parent / source)
-        return cls.model_validate(data)
+        return cls.model_validate(read_config_file(path, "an ablate config is a mapping (traces:, selections:, "
+                                                         "budgets:, …)"))
 
 
 def cell_selector(prefilter: list[Spec], spec: Spec) -> Any:

@@ -18,7 +18,6 @@ from ..pipeline.stages import StageFolder, fingerprint, load_selection, save_sel
 from ..selectors.base import Selection
 from .config import AblateConfig, as_config, cell_selector
 from .pool import prepare_pool
-from .report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,8 @@ def ablate(config: AblateConfig | dict[str, Any] | str | Path) -> dict[str, Any]
         cells[cell] = {"selection": name, "budget": budget, "selected": len(selection),
                        "budget_warning": selection.budget_warning(), "exported": info["exported"],
                        "dir": str(out / CELLS / cell)}
+    from .report import write_report  # matplotlib: imported only when a report is written
+
     report = write_report(cfg, pool, pool_key, selections, out)
     stages["measures"] = report["measures"]
     summary = {"name": cfg.name, "pool": len(pool), "cells": cells, "overlap": report["overlap"],
@@ -55,7 +56,7 @@ def ablate(config: AblateConfig | dict[str, Any] | str | Path) -> dict[str, Any]
 def run_cell(cfg: AblateConfig, pool: Dataset, pool_key: str, cell: str, name: str, budget: int,
              out: Path) -> tuple[Selection, dict[str, Any], str]:
     """(selection, the cell's recorded info, "ran" / "reused"): select `budget` rows and export them."""
-    from ..export.formats import prepare_export, write_splits
+    from ..export.formats import write_splits
     from ..selectors import select
 
     e = cfg.export
@@ -68,8 +69,7 @@ def run_cell(cfg: AblateConfig, pool: Dataset, pool_key: str, cell: str, name: s
             log.warning("%s: %s", cell, selection.budget_warning())
         return selection, folder.info(), "reused"
     selection = select(pool, cell_selector(cfg.prefilter, spec), k=budget, seed=cfg.seed)
-    splits, stats = prepare_export(selection, e.format, e.system_prompt, e.think_tags, e.validation_fraction,
-                                   e.seed, e.max_tokens, e.on_overlong, e.tokenizer)
+    splits, stats = e.prepare(selection)
     folder.begin()  # an earlier output of this cell goes only once the new one is ready to write
     save_selection(selection, folder.folder)
     stats.files = [p.name for p in write_splits(splits, folder.folder, e.file_format)]

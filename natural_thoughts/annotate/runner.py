@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ..llm.backends import DEFAULT_BACKEND, Backend, Request, Response, build_backend, close
 from ..llm.passes import BACKEND_ERROR, ModelPass, Work
-from ..llm.requests import request_seed
+from ..llm.requests import GREEDY, request_seed
 from ..llm.runner import BATCH_SIZE, run_pass
 from ..registry import Spec
 from ..schema import as_dict, require_columns
@@ -29,7 +29,7 @@ from .base import Annotator, ReplyError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024, "seed": 0}
+DEFAULT_SAMPLING: dict[str, Any] = {**GREEDY, "max_tokens": 1024}
 """Judges decode greedily by default; `sampling=` overrides any key."""
 ATTEMPTS = 2
 RETRY_TEMPERATURE = 0.7
@@ -79,9 +79,6 @@ class Judging(ModelPass):
 
     def fingerprint(self, engine: Backend) -> dict[str, Any]:
         return {**self.annotator.fingerprint(), "model": engine.model_name, "sampling": self.sampling}
-
-    def is_done(self, error: str | None) -> bool:
-        return not (error or "").startswith(BACKEND_ERROR)
 
     def messages(self, row: dict[str, Any]) -> list[dict[str, str]] | None:
         """The judge's messages for one row; None when the row cannot be judged (nothing is asked)."""

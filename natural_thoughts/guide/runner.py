@@ -23,6 +23,7 @@ from datasets import Dataset, Features, Value, concatenate_datasets
 from ..answers import METHODS, equivalent, reference_method
 from ..llm.backends import DEFAULT_BACKEND, Backend, Request, Response, build_backend, close
 from ..llm.passes import BACKEND_ERROR, ModelPass, Work
+from ..llm.requests import GREEDY
 from ..llm.runner import BATCH_SIZE, run_pass
 from ..parse import extract_final_answer
 from ..registry import Spec
@@ -38,8 +39,6 @@ DEFAULT_FRACTION = 0.1
 """The share of a problem's complete rollouts the teacher guides (their schedule's start)."""
 DEFAULT_MAX_TOKENS = 1024
 """The token cap of one teacher reply."""
-GREEDY: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "seed": 0}
-"""The teacher decodes greedily, as in the paper."""
 INCOMPLETE_FLAGS = frozenset({"truncated", "unterminated_reasoning", "empty"})
 """Parser flags that mark a rollout as not ended by the model: never guided."""
 NO_FEEDBACK_ERROR = "no feedback: the reply does not match the tag format"
@@ -85,9 +84,6 @@ class TeacherFeedback(ModelPass):
     @property
     def sampling(self) -> dict[str, Any]:
         return {**GREEDY, "max_tokens": self.max_tokens}
-
-    def is_done(self, error: str | None) -> bool:
-        return not (error or "").startswith(BACKEND_ERROR)  # an engine failure is asked again on resume
 
     def requests(self, work: list[Work]) -> list[Request | None]:
         return [Request(messages=teacher_messages(row["problem"], row["completion"] or "", self.instruction,

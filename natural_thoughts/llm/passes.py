@@ -55,8 +55,10 @@ class ModelPass:
         return [(unit,)]
 
     def is_done(self, error: str | None) -> bool:
-        """Whether a written row with this error counts as done (False: it is asked again)."""
-        return True
+        """Whether a written row with this error counts as done (False: it is asked again). By
+        default a `BACKEND_ERROR` row (the engine failed) is asked again; the model's own reply,
+        valid or not, is kept."""
+        return not (error or "").startswith(BACKEND_ERROR)
 
     def requests(self, work: list[Work]) -> list[Request | None]:
         """One request per unit of work, or None where nothing is asked."""

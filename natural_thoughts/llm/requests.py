@@ -13,6 +13,8 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+GREEDY: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "seed": 0}
+"""Greedy decoding, for passes that judge or answer rather than sample (judges, the ThinkTuning teacher)."""
 PROMPT_SANDBOX = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
 """Renders every versioned prompt file (annotators, teacher feedback, refinement): a template cannot
 reach Python internals, and an unknown name is an error, not an empty string."""

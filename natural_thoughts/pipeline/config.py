@@ -79,16 +79,22 @@ class RunConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
         """Read and validate a YAML config; a relative source is found beside the file first."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a run config is a mapping of sections (name:, traces:, select:, …), "
-                             f"not a {type(data).__name__}")
-        traces = data.get("traces") or {}
-        for section in (data.get("problems"), traces, traces.get("weak") if isinstance(traces, dict) else None):
-            source = section.get("source") if isinstance(section, dict) else None
-            if isinstance(source, str) and (Path(path).parent / source).exists():
-                section["source"] = str(Path(path).parent / source)
-        return cls.model_validate(data)
+        return cls.model_validate(read_config_file(path, "a run config is a mapping of sections (name:, traces:, "
+                                                         "select:, …)"))
+
+
+def read_config_file(path: str | Path, shape: str) -> dict[str, Any]:
+    """A YAML config file as a dict (`shape` says what it should be when it is not a mapping); a
+    relative `source` of `problems`, `traces` or `traces.weak` is found beside the file first."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: {shape}, not a {type(data).__name__}")
+    traces = data.get("traces") or {}
+    for section in (data.get("problems"), traces, traces.get("weak") if isinstance(traces, dict) else None):
+        source = section.get("source") if isinstance(section, dict) else None
+        if isinstance(source, str) and (Path(path).parent / source).exists():
+            section["source"] = str(Path(path).parent / source)
+    return data
 
 
 def as_config(config: RunConfig | dict[str, Any] | str | Path) -> RunConfig:

@@ -98,13 +98,16 @@ class ExportConfig(Stage):
         """Write the splits into the output folder; an empty result stops before an earlier export is touched."""
         assert ctx.selection is not None and ctx.output is not None
         require_rows(len(ctx.selection), ctx)
-        splits, stats = prepare_export(ctx.subset(), **self.model_dump(exclude={"file_format", "push_to_hub",
-                                                                                "private"}))
+        splits, stats = self.prepare(ctx.subset())
         require_rows(stats.rows_out, ctx, f"all {stats.rows_in} selected rows are over "
                      f"export.max_tokens={self.max_tokens}")
         ctx.output.begin()  # only now is an earlier export removed
         stats.files = [p.name for p in write_splits(splits, ctx.output.folder, self.file_format)]
         ctx.stats = stats.to_dict()
+
+    def prepare(self, rows: Any) -> tuple[dict[str, Any], Any]:
+        """(splits, `ExportStats`) of `rows` (a Dataset or a `Selection`) under these settings."""
+        return prepare_export(rows, **self.model_dump(exclude={"file_format", "push_to_hub", "private"}))
 
     def publish(self, ctx: Context) -> None:
         from ..export.formats import upload

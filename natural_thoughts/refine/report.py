@@ -12,10 +12,9 @@ from datasets import Dataset
 
 from ..annotate.base import reasoning_text
 from ..schema import REASONING_TOKENS
+from ..scores import CHARS_PER_TOKEN
 from . import lineage
 
-CHARS_PER_TOKEN = 4
-"""The characters one token stands for where a row has no token count (`scores`' approximation)."""
 REPORT_COLUMNS: tuple[str, ...] = (
     "step", "stage", "count", "mean_length", "median_length", "length_unit", "correct_rate", "answer_kept_rate")
 
