@@ -30,6 +30,7 @@ import os
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -93,6 +94,15 @@ def build(n: int, seed: int, path: Path) -> float:
     return path.stat().st_size / 1e6
 
 
+def text_size(path: Path) -> float:
+    """MB of text (UTF-8) in the pool's question, reference and completion columns."""
+    import pyarrow.compute as pc
+
+    table = pq.read_table(path, columns=["question", "gt", "code"])
+    columns = [table.column("question"), table.column("gt"), pc.list_flatten(table.column("code"))]
+    return sum(pc.sum(pc.binary_length(c)).as_py() or 0 for c in columns) / 1e6
+
+
 def _status(field: str) -> int:
     """A /proc/self/status memory field, in bytes."""
     with open("/proc/self/status") as fh:
@@ -140,8 +150,9 @@ def _stage(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> A
     return out
 
 
-def run_path(path: Path, k: int) -> tuple[list[dict[str, Any]], int]:
-    """The library path on the parquet pool; returns the stage rows and the final selection size."""
+def run_path(path: Path, k: int) -> tuple[list[dict[str, Any]], int, Any]:
+    """The library path on the parquet pool; returns the stage rows, the final selection size and
+    the scored, tagged pool."""
     from natural_thoughts import load_traces
     from natural_thoughts.annotate import tag_strategies
     from natural_thoughts.scores import add_reasoning_tokens
@@ -154,7 +165,7 @@ def run_path(path: Path, k: int) -> tuple[list[dict[str, Any]], int]:
     chain = Sequential([Long(C="auto"), StrategyCount(), Random(k=k)])
     sub = _stage(res, "Sequential selection", lambda: ds.select(chain.select(ds, seed=0).indices.tolist()))
     picked = _stage(res, "ClusterUniform (subset)", lambda: ClusterUniform(k=min(1000, len(sub))).select(sub, seed=0))
-    return res, len(picked.indices)
+    return res, len(picked.indices), ds
 
 
 def per_row_work(text: str) -> tuple[int, list[dict[str, Any]], str | None]:
@@ -168,13 +179,20 @@ def per_row_work(text: str) -> tuple[int, list[dict[str, Any]], str | None]:
     return tokens, tag_text(p.reasoning or text), p.final_answer
 
 
-def naive_loop(path: Path, rows: int) -> float:
-    """Seconds for a per-row Python loop over the first `rows` rows."""
+def naive_loop(path: Path, rows: int) -> tuple[float, list[tuple[int, list[dict[str, Any]], str | None]]]:
+    """Seconds for a per-row Python loop over the first `rows` rows, and what it computed."""
     start = time.perf_counter()
     table = pq.read_table(path, columns=["code"]).slice(0, rows)
     out = [per_row_work(codes[0] if codes else "") for codes in table.column("code").to_pylist()]
     assert len(out) == rows
-    return time.perf_counter() - start
+    return time.perf_counter() - start, out
+
+
+def same_as_loop(ds: Any, loop: list[tuple[int, list[dict[str, Any]], str | None]]) -> bool:
+    """Whether the library's token counts, tags and final answers equal the per-row loop's."""
+    head = ds.select(range(len(loop))).select_columns(["score.reasoning_tokens", "label.strategies", "final_answer"])
+    ours = zip(head["score.reasoning_tokens"], head["label.strategies"], head["final_answer"])
+    return all(tuple(a) == tuple(b) for a, b in zip(ours, loop))
 
 
 def pandas_path(path: Path, rows: int) -> float:
@@ -213,7 +231,44 @@ def run_dedup(n: int, seed: int, exact_max: int) -> list[dict[str, Any]]:
         exact = _stage(res, f"near-dup exact {n}", lambda: _first_of_groups(vectors, 0.9))
         same = ann.keys() == exact.keys() and all(ann[i][0] == exact[i][0] for i in exact)
         print(f"  HNSW drops {len(ann)}, exact {len(exact)}: {'the same rows and owners' if same else 'DIFFERENT'}")
+        res.append({"stage": "agreement", "same_rows_and_owners": same, "dropped": len(ann)})
     return res
+
+
+def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The path, the loop and pandas on a pool of `n` traces, in a temporary folder that holds the
+    pool and the caches (set before `datasets` is imported, so its cache goes there too)."""
+    work = Path(tempfile.mkdtemp(prefix="nt-scale-"))
+    os.environ["HF_DATASETS_CACHE"] = str(work / "hf")
+    os.environ["NATURAL_THOUGHTS_CACHE"] = str(work / "nt")
+    try:
+        path = work / "pool.parquet"
+        mb = build(n, args.seed, path)
+        text_mb = text_size(path)
+        print(f"n={n}: {mb:.0f} MB parquet, {text_mb:.0f} MB of text", flush=True)
+        stages, picked, ds = run_path(path, args.k)
+        disk = sum(f.stat().st_size for f in (work / "hf").rglob("*") if f.is_file()) / 1e6
+        cmp_rows = min(n, args.compare_rows)
+        ours = sum(s["seconds"] for s in stages[:3]) / n
+        naive_seconds, loop = naive_loop(path, cmp_rows)
+        naive, identical = naive_seconds / cmp_rows, same_as_loop(ds, loop)
+        pandas = pandas_path(path, cmp_rows) / cmp_rows
+        print(f"  cache on disk {disk:.0f} MB ({disk / mb:.1f}x the parquet, {disk / text_mb:.1f}x its text); "
+              f"selected {picked}; library results {'identical to' if identical else 'DIFFERENT from'} the loop's")
+        print(f"  parse+lengths+tags per row: library {ours * 1e3:.3f} ms, naive loop {naive * 1e3:.3f} ms "
+              f"({naive / ours:.2f}x), pandas {pandas * 1e3:.3f} ms ({pandas / ours:.2f}x) "
+              f"[loop and pandas on {cmp_rows} rows]", flush=True)
+        return {"parquet_mb": round(mb), "text_mb": round(text_mb), "stages": stages, "cache_mb": round(disk),
+                "identical": identical, "selected": picked, "whole_path_s": round(sum(s["seconds"] for s in stages), 1),
+                "per_row_ms": {"library": ours * 1e3, "naive": naive * 1e3, "pandas": pandas * 1e3},
+                "naive_ratio": naive / ours, "pandas_ratio": pandas / ours}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _own_args(args: argparse.Namespace) -> list[str]:
+    """The options every size shares, as command-line arguments."""
+    return ["--seed", str(args.seed), "--k", str(args.k), "--compare-rows", str(args.compare_rows)]
 
 
 def main() -> None:
@@ -228,29 +283,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     report: dict[str, Any] = {"sizes": {}}
-    for n in (int(s) for s in args.sizes.split(",")):
-        work = Path(tempfile.mkdtemp(prefix="nt-scale-"))
-        os.environ["HF_DATASETS_CACHE"] = str(work / "hf")
-        os.environ["NATURAL_THOUGHTS_CACHE"] = str(work / "nt")
-        try:
-            path = work / "pool.parquet"
-            mb = build(n, args.seed, path)
-            print(f"n={n}: {mb:.0f} MB parquet", flush=True)
-            stages, picked = run_path(path, args.k)
-            disk = sum(f.stat().st_size for f in (work / "hf").rglob("*") if f.is_file()) / 1e6
-            cmp_rows = min(n, args.compare_rows)
-            ours = sum(s["seconds"] for s in stages[:3]) / n
-            naive = naive_loop(path, cmp_rows) / cmp_rows
-            pandas = pandas_path(path, cmp_rows) / cmp_rows
-            print(f"  datasets cache {disk:.0f} MB; selected {picked}")
-            print(f"  parse+lengths+tags per row: library {ours * 1e3:.3f} ms, naive loop {naive * 1e3:.3f} ms "
-                  f"({naive / ours:.2f}x), pandas {pandas * 1e3:.3f} ms ({pandas / ours:.2f}x) "
-                  f"[loop and pandas on {cmp_rows} rows]", flush=True)
-            report["sizes"][n] = {"parquet_mb": round(mb), "stages": stages, "cache_mb": round(disk),
-                                  "per_row_ms": {"library": ours * 1e3, "naive": naive * 1e3, "pandas": pandas * 1e3},
-                                  "naive_ratio": naive / ours, "pandas_ratio": pandas / ours}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if len(sizes) > 1:  # one process per size: no size inherits another's memory, models or cache settings
+        for n in sizes:
+            with tempfile.NamedTemporaryFile(suffix=".json") as part:
+                rest = _own_args(args) + ["--sizes", str(n), "--dedup-rows", "0", "--json", part.name]
+                subprocess.run([sys.executable, __file__, *rest], check=True)
+                report["sizes"].update(json.loads(Path(part.name).read_text())["sizes"])
+    else:
+        report["sizes"][sizes[0]] = run_size(sizes[0], args)
     with tempfile.TemporaryDirectory(prefix="nt-dedup-") as cache:
         os.environ["NATURAL_THOUGHTS_CACHE"] = cache
         for n in (int(s) for s in args.dedup_rows.split(",") if int(s) > 0):

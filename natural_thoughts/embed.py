@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .parallel import map_batches
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 MAX_SHARDS = 64
@@ -161,6 +163,15 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _encode(model: Any, batch_size: int, device: str | None, show_progress: bool, texts: list[str]) -> np.ndarray:
+    """Un-normalized float32 vectors of `texts` (a model name is loaded once per process)."""
+    encoder = load_model(model, device) if isinstance(model, str) else model
+    extra = {} if isinstance(model, str) or device is None else {"device": device}
+    vectors = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
+                             show_progress_bar=show_progress, **extra)
+    return np.asarray(vectors, dtype=np.float32)
+
+
 def embed(
     texts: list[str],
     model: Any = DEFAULT_MODEL,
@@ -169,13 +180,15 @@ def embed(
     normalize: bool = True,
     cache_dir: str | Path | None = None,
     show_progress: bool = False,
+    executor: str = "local",
 ) -> np.ndarray:
     """Embed `texts` (float32, n x d), encoding only those not already in the cache.
 
     `model` is a name (loaded with `load_model`) or a loaded model with an `encode` method.
     Vectors are cached un-normalized and L2-normalized on the way out when `normalize` is set.
     Repeated texts are encoded once. `cache_dir` defaults to `default_cache_dir()`. An empty list
-    gives a (0, 0) array without loading the model.
+    gives a (0, 0) array without loading the model. `executor="ray"` encodes the missing texts,
+    `CHUNK` at a time, as Ray tasks (each worker loads the model once; `model` must be a name).
     """
     texts = list(texts)
     for i, t in enumerate(texts):
@@ -189,14 +202,12 @@ def embed(
         if k not in found:
             missing.setdefault(k, t)
     if missing:
-        encoder = load_model(model, device) if isinstance(model, str) else model
-        extra = {} if isinstance(model, str) or device is None else {"device": device}
+        if executor == "ray" and not isinstance(model, str):
+            raise ValueError("embed(executor='ray') needs a model name: a loaded model is not shipped to Ray workers")
         todo = list(missing.items())
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            vectors = encoder.encode([t for _, t in chunk], batch_size=batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=False, show_progress_bar=show_progress, **extra)
-            vectors = np.asarray(vectors, dtype=np.float32)
+        chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
+        encode = functools.partial(_encode, model, batch_size, device, show_progress)
+        for chunk, vectors in zip(chunks, map_batches(encode, ([t for _, t in c] for c in chunks), executor)):
             cache.append([k for k, _ in chunk], vectors)
             found.update(zip((k for k, _ in chunk), vectors))
     if not texts:

@@ -123,11 +123,37 @@ def _brace_pairs(text: str) -> dict[int, int]:
     return pairs
 
 
+def _closing_brace(text: str, i: int) -> int | None:
+    """`_brace_pairs(text).get(i)` for the `{` at `i`, scanning from `i` on only: a `{` escaped by an
+    odd run of backslashes is no group, and the group closes where the depth counted from `i`
+    returns to zero (the stack of `_brace_pairs` pops `i` exactly there)."""
+    j = i
+    while j and text[j - 1] == "\\":
+        j -= 1
+    if (i - j) % 2:
+        return None
+    close = text.find("}", i)
+    if close < 0:
+        return None
+    if text.find("{", i + 1, close) < 0 and text.find("\\", i + 1, close) < 0:
+        return close  # a flat group, e.g. a number: nothing between opens, closes or escapes
+    depth = 0
+    for match in _BRACE_TOKEN.finditer(text, i):
+        char = text[match.start()]
+        depth += (char == "{") - (char == "}")
+        if not depth:
+            return match.start()
+    return None
+
+
 def _last_boxed(text: str) -> str | None:
     """The content of the last complete `\\boxed{…}` / `\\fbox{…}` (or `\\boxed 5`) in `text`;
-    unclosed ones (a cut-off text) are passed over, an empty last box gives None."""
+    unclosed ones (a cut-off text) are passed over, an empty last box gives None.
+
+    The last box's group is closed by a scan from it (usually a few characters); only when that
+    finds it unclosed are all groups paired in one pass, so any text costs at most two scans."""
     matches = list(_BOX_CMD.finditer(text))
-    pairs = _brace_pairs(text) if matches else {}
+    pairs: dict[int, int] | None = None
     for match in reversed(matches):
         i = match.end()
         if i < len(text) and text[i].isalpha():
@@ -135,8 +161,11 @@ def _last_boxed(text: str) -> str | None:
         while i < len(text) and text[i] in " \t":
             i += 1
         if i < len(text) and text[i] == "{":
-            if i in pairs:
-                return text[i + 1 : pairs[i]].strip() or None
+            close = _closing_brace(text, i) if pairs is None else pairs.get(i)
+            if close is None and pairs is None:
+                pairs = _brace_pairs(text)
+            if close is not None:
+                return text[i + 1 : close].strip() or None
         elif i > match.end() and (bare := _BARE.match(text, i)) and bare.group().rstrip("."):
             return bare.group().rstrip(".")
     return None
@@ -189,6 +218,9 @@ MIN_CHAIN_BREAKS = 2
 _ANSWER_HEADER = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*(?:final answer\b|answer[ \t]*(?:\*\*)?[ \t]*:)",
     re.IGNORECASE | re.MULTILINE)
+_HEADER_AFTER_NEWLINE = re.compile("\n" + _ANSWER_HEADER.pattern.removeprefix("^"), re.IGNORECASE)
+"""`_ANSWER_HEADER` with its line start spelt as the newline before it: the same matches (one
+character later), found several times faster (the engine jumps from newline to newline)."""
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 CONCLUDING_PARAGRAPHS = 2
 """How many closing paragraphs may hold a marker-less chain's answer (e.g. a conclusion and a box)."""
@@ -217,13 +249,15 @@ def is_chain(text: str) -> bool:
     a step-by-step solution of several paragraphs (`MIN_CHAIN_BREAKS`), not a bare answer."""
     if len(text) < MIN_CHAIN_CHARS:
         return False
+    if next(islice(_PARAGRAPH_BREAK.finditer(text.strip()), MIN_CHAIN_BREAKS - 1, None), None) is not None:
+        return True  # the cheap test first: nearly every chain of thought has paragraphs
     cues: set[str] = set()
     cue_pattern, haystack = (_ASCII_CHAIN_CUES, text.lower()) if text.isascii() else (CHAIN_CUES, text)
     for match in cue_pattern.finditer(haystack):  # stops at the cue that decides
         cues.add(match.group().lower())
         if len(cues) >= MIN_CHAIN_CUES:
             return True
-    return next(islice(_PARAGRAPH_BREAK.finditer(text.strip()), MIN_CHAIN_BREAKS - 1, None), None) is not None
+    return False
 
 
 def prose_answer(text: str) -> str | None:
@@ -271,15 +305,26 @@ def _stated_answer(text: str) -> tuple[str | None, bool]:
     return prose, prose is not None
 
 
+def _answer_headers(body: str, start: int) -> list[int]:
+    """Where `_ANSWER_HEADER` matches in `body` from `start` on. A header spans no newline, so an
+    earlier one never hides a later one; an ASCII text without "answer" after `start` has none
+    (IGNORECASE matches only ASCII case variants there)."""
+    if body.isascii() and "answer" not in body[start:].lower():
+        return []
+    if start < 1:
+        return [m.start() for m in _ANSWER_HEADER.finditer(body, start)]
+    return [m.start() + 1 for m in _HEADER_AFTER_NEWLINE.finditer(body, start - 1)]
+
+
 def _split_chain(text: str) -> tuple[str, str, bool]:
     """(reasoning, answer, False) for a chain of thought without markers. The answer is the last
     "Final Answer"/"Answer:" section in the second half of the text, else the closing paragraphs
     that state a final answer, else the paragraph of the last box in the second half; when none can
     be told apart, the whole text is reasoning."""
     body = text.strip()
-    headers = [m.start() for m in _ANSWER_HEADER.finditer(body) if m.start() >= len(body) // 2]
+    headers = _answer_headers(body, len(body) // 2)
     starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(body)]
-    closing = [i for i in starts if body[i:].strip()][-CONCLUDING_PARAGRAPHS:]
+    closing = starts[-CONCLUDING_PARAGRAPHS:] if body else []  # a stripped body: every paragraph holds text
     found = headers[-1:] or [i for i in closing if _stated_answer(body[i:])[0] is not None][:1]
     boxes = [m.start() for m in _BOX_CMD.finditer(body) if m.start() >= len(body) // 2]
     if not found and boxes:  # the paragraph of the last box, when later ones state nothing
@@ -294,10 +339,10 @@ def cut_off(text: str, final_answer: str | None, unterminated: bool) -> bool:
     closed, or it ends in a repetition loop, or it ends mid-sentence."""
     if final_answer is not None:
         return False
+    if unterminated or (len(text.strip()) >= MIN_CUT_CHARS and not _ends_complete(text)):
+        return True  # decided without compressing the tail
     tail = text[-LOOP_WINDOW:].encode("utf-8")
-    loops = len(tail) >= MIN_CUT_CHARS and len(zlib.compress(tail)) / len(tail) < LOOP_RATIO
-    stops_mid = len(text.strip()) >= MIN_CUT_CHARS and not _ends_complete(text)
-    return unterminated or loops or stops_mid
+    return len(tail) >= MIN_CUT_CHARS and len(zlib.compress(tail)) / len(tail) < LOOP_RATIO
 
 
 def _without_partial_marker(text: str) -> tuple[str, bool]:
@@ -316,7 +361,9 @@ def _without_partial_marker(text: str) -> tuple[str, bool]:
 def _detect(text: str) -> str:
     """The format `auto` resolves to: by the markers present, think before sky, else a chain of
     thought (`is_chain`) or plain."""
-    if any(m in text for m in THINK_MARKERS):
+    if "<" not in text:  # every marker starts with "<": most texts stop here
+        return _marker_less(text)
+    if THINK_OPEN in text or THINK_CLOSE in text:
         return "think"
     if any(m in text for m in SKY_MARKERS):
         return "sky"

@@ -6,7 +6,7 @@ are neither copied nor rewritten, so adding a score costs the size of the score,
 
 from __future__ import annotations
 
-import hashlib
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
+from . import cache
+from .parallel import check_executor, map_batches, processes
 from .schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE, require_columns
 
 CHARS_PER_TOKEN = 4
@@ -31,8 +33,8 @@ def _ints(batch: pa.Table, name: str, present: bool) -> pa.ChunkedArray | pa.Arr
     return pc.cast(batch.column(name), pa.int64()) if present else pa.nulls(batch.num_rows, pa.int64())
 
 
-def _count_batch(batch: pa.Table, tokenizer: Any, tokenizer_name: str, approximate: bool) -> tuple[pa.Array, pa.Array]:
-    """(counts, sources) of one batch, as `add_reasoning_tokens` documents."""
+def _count_batch(tokenizer: Any, tokenizer_name: str, approximate: bool, batch: pa.Table) -> pa.Table:
+    """The two score columns of one batch, as `add_reasoning_tokens` documents."""
     names = batch.column_names
     own = pc.or_(_non_empty(batch.column("reasoning")), pc.invert(_non_empty(batch.column("answer"))))
     engine = pc.if_else(own, _ints(batch, "reasoning_tokens", "reasoning_tokens" in names),
@@ -62,7 +64,8 @@ def _count_batch(batch: pa.Table, tokenizer: Any, tokenizer_name: str, approxima
             "tokenizer=<name> to count them, or approximate=True for a labelled characters/4 estimate"
         )
     sources = pc.if_else(own, sources, pc.binary_join_element_wise(sources, ":answer", ""))
-    return pa.chunked_array([counts], pa.int64()).combine_chunks(), pa.chunked_array([sources]).combine_chunks()
+    counts, sources = pa.chunked_array([counts], pa.int64()), pa.chunked_array([sources], pa.string())
+    return pa.table({REASONING_TOKENS: counts, REASONING_TOKENS_SOURCE: sources})
 
 
 def add_reasoning_tokens(
@@ -70,6 +73,8 @@ def add_reasoning_tokens(
     tokenizer: Any = None,
     approximate: bool = False,
     batch_size: int = 1000,
+    num_proc: int | None = None,
+    executor: str = "local",
 ) -> Dataset:
     """Add `score.reasoning_tokens` and `score.reasoning_tokens_source` to a trace set.
 
@@ -81,8 +86,11 @@ def add_reasoning_tokens(
     non-empty completion is measured as 0 reasoning tokens.
     Rows that still cannot be counted raise an error naming the first one (of the first batch
     of `batch_size` rows that has any). The two columns are computed over Arrow batches and
-    attached; the rest of the dataset is not rewritten.
+    written to the cache as new columns, memory-mapped; the rest of the dataset is not rewritten.
+    Tokenizer counts run in `num_proc` processes (None: one per CPU from `parallel.PARALLEL_ROWS`
+    rows), or with `executor="ray"` as Ray tasks; every way gives the same counts.
     """
+    check_executor(executor, "add_reasoning_tokens")
     require_columns(ds.column_names, ["reasoning", "answer"], "the traces")
     if tokenizer is not None and isinstance(tokenizer, str):
         from transformers import AutoTokenizer
@@ -91,15 +99,10 @@ def add_reasoning_tokens(
     tokenizer_name = getattr(tokenizer, "name_or_path", None) or "tokenizer"
     wanted = [c for c in ("reasoning", "answer", "reasoning_tokens", "answer_tokens", "trace_id") if c in ds.column_names]
     view = ds.select_columns(wanted).with_format("arrow")
-    counts, sources = [], []
-    for start in range(0, len(view), batch_size):
-        c, s = _count_batch(view[start : start + batch_size], tokenizer, tokenizer_name, approximate)
-        counts.append(c)
-        sources.append(s)
-    drop = [c for c in (REASONING_TOKENS, REASONING_TOKENS_SOURCE) if c in ds.column_names]
-    out = ds.remove_columns(drop) if drop else ds
+    layout = pa.schema([(REASONING_TOKENS, pa.int64()), (REASONING_TOKENS_SOURCE, pa.string())])
+    batches = (view[start : start + batch_size] for start in range(0, len(view), batch_size))
+    procs = processes(num_proc, len(view)) if tokenizer is not None else 1  # Arrow arithmetic needs no helpers
+    tables = map_batches(partial(_count_batch, tokenizer, tokenizer_name, approximate), batches, executor, procs)
     how = f"{tokenizer_name if tokenizer is not None else ''}/{approximate}"
-    key = hashlib.sha256(f"{out._fingerprint}/reasoning_tokens/{how}".encode()).hexdigest()[:16]
-    out = out.add_column(REASONING_TOKENS, pa.chunked_array(counts, pa.int64()), new_fingerprint=key)
-    return out.add_column(REASONING_TOKENS_SOURCE, pa.chunked_array(sources, pa.string()),
-                          new_fingerprint=hashlib.sha256(f"{key}/source".encode()).hexdigest()[:16])
+    key = cache.fingerprint(ds._fingerprint, "reasoning_tokens", how, cache.code_version(__file__))
+    return cache.attach(ds, tables, layout, key)

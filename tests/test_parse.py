@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from natural_thoughts.parse import FORMATS, extract_final_answer, parse_trace
+from natural_thoughts.parse import _ANSWER_HEADER, _answer_headers, _brace_pairs, _closing_brace
 from natural_thoughts.schema import FLAGS
 
 from tests.conftest import DATA, needs_data
@@ -163,6 +164,34 @@ def test_deep_nesting_and_long_unclosed_text_is_fast() -> None:
     assert extract_final_answer(deep) == "{" * 2000 + "x" + "}" * 2000
     assert extract_final_answer("\\boxed{" * 20000) is None
     assert extract_final_answer("answer" + " " * 20000 + "is") is None
+
+
+def test_an_unclosed_last_box_gives_way_to_an_earlier_closed_one() -> None:
+    assert extract_final_answer("\\boxed{1}, then \\boxed{\\frac{2}{3}} and \\boxed{4") == "\\frac{2}{3}"
+    assert extract_final_answer("\\boxed{\\{1\\}} or \\boxed{\\\\{2}") == "\\{1\\}"
+
+
+brace_texts = st.lists(st.sampled_from(["{", "}", "\\", "\\{", "\\}", "\\\\", "x", " ", "\\boxed{"]), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=brace_texts)
+def test_closing_brace_from_a_group_equals_the_one_pass_pairing(parts: list[str]) -> None:
+    text = "".join(parts)
+    found = {i: _closing_brace(text, i) for i, char in enumerate(text) if char == "{"}
+    assert {i: close for i, close in found.items() if close is not None} == _brace_pairs(text)
+
+
+header_texts = st.lists(st.sampled_from(["\n", "\n\n", " ", "\t", "#", "## ", "**", "Final Answer", "final answer:",
+                                         "answer:", "ANSWER :", "anſwer:", "answers", "x", "é"]), max_size=30)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=header_texts)
+def test_answer_headers_from_the_middle_equal_a_full_scan(parts: list[str]) -> None:
+    text = "".join(parts)
+    half = len(text) // 2
+    assert _answer_headers(text, half) == [m.start() for m in _ANSWER_HEADER.finditer(text) if m.start() >= half]
 
 
 # --- never raises --------------------------------------------------------------------------------

@@ -191,15 +191,33 @@ def test_parser_hot_paths_on_edge_texts(text: str) -> None:
 
 @needs_data
 @pytest.mark.slow  # a local Ray cluster
-def test_ray_tagging_equals_local_tagging(pools: dict[str, Dataset]) -> None:
+def test_ray_paths_equal_the_local_paths(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Import, tagging, token counting and embedding as Ray tasks give what they give locally (each
+    way in its own empty cache, so nothing is reused from the other)."""
     ray = pytest.importorskip("ray")
-    ds = pools[FILES[0].name].select(range(300))
+    from datasets import config as datasets_config
+    from transformers import AutoTokenizer
+
+    from natural_thoughts.embed import embed
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+
+    def path(executor: str) -> tuple[Dataset, Any]:
+        monkeypatch.setattr(datasets_config, "HF_DATASETS_CACHE", str(tmp_path / executor))
+        ds = load_traces(FILES[0], preset="skythought_eval", executor=executor, num_proc=2)
+        ds = add_reasoning_tokens(tag_strategies(ds, executor=executor, batch_size=64), tokenizer=tokenizer,
+                                  executor=executor, batch_size=64)
+        vectors = embed(ds["problem"][:40], cache_dir=tmp_path / executor / "embeddings", executor=executor)
+        return ds, vectors
+
+    local, local_vectors = path("local")
     ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
     try:
-        remote = tag_strategies(ds, executor="ray", batch_size=64)
+        remote, remote_vectors = path("ray")
     finally:
         ray.shutdown()
-    assert remote["label.strategies"] == tag_strategies(ds)["label.strategies"]
-    assert remote.column_names == ds.column_names + ["label.strategies"]
+    assert remote.column_names == local.column_names and remote.features == local.features
+    assert remote.with_format("arrow")[:].equals(local.with_format("arrow")[:])
+    assert remote_vectors.shape == local_vectors.shape and abs(remote_vectors - local_vectors).max() < 1e-5
     with pytest.raises(ValueError, match="executor"):
-        tag_strategies(ds, executor="dask")
+        tag_strategies(local, executor="dask")

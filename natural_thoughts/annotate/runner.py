@@ -145,6 +145,8 @@ def annotate(
     engine_kwargs: dict[str, Any] | None = None,
     chat_template_kwargs: dict[str, Any] | None = None,
     show_progress: bool = True,
+    executor: Spec = "local",
+    executor_kwargs: dict[str, Any] | None = None,
 ) -> Dataset:
     """Label `traces` with LLM `annotators` (names from `ANNOTATORS` or instances).
 
@@ -153,6 +155,7 @@ def annotate(
     (the judge's reply) and `label.<name>.error` (null, or why the row has no label). With `output_dir`, every batch is
     a shard under `<output_dir>/<name>-<prompt sha256[:12]>/`, whose manifest holds the prompt text
     and hash, model and sampling; calling again judges only the keys not yet written.
+    `executor="ray"` judges on Ray actors, one engine each (`executor_kwargs`: concurrency, num_gpus, ...).
     """
     from ..load.sources import load_traces
 
@@ -173,7 +176,7 @@ def annotate(
         for a in anns:
             folder = Path(output_dir) / f"{a.name}-{a.prompt_sha256[:12]}" if output_dir is not None else None
             out = run_pass(Judging(a, sampling_dict), ds, engine, folder, batch_size=batch_size,
-                           show_progress=show_progress)
+                           executor=executor, executor_kwargs=executor_kwargs, show_progress=show_progress)
             log.info("annotator %s: %d judged, %d errors", a.name, out.pending, out.errors)
             ds = _attach(ds, a, out.rows)
     finally:

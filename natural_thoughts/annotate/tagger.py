@@ -7,14 +7,8 @@ It is a heuristic: `tagger_agreement` measures how far it matches an LLM annotat
 
 from __future__ import annotations
 
-import hashlib
 import json
-import multiprocessing
-import os
 import re
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -22,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
+from .. import cache
+from ..parallel import check_executor, map_batches, processes
 from ..schema import require_columns
 from .annotators import STRATEGY_TYPE
 from .taxonomy import STRATEGIES
@@ -74,15 +70,12 @@ EVIDENCE_CHARS = 40
 """Characters of context kept on each side of the first marker, as evidence."""
 _SOURCES = {name: "(?:" + "|".join(f"(?:{p})" for p in pats) + ")" for name, pats in MARKERS.items()}
 """The same alternations for RE2 (pyarrow compute)."""
-_WORD_START = "[^A-Za-z0-9]\\x00"
-"""A match (NUL-marked) that starts a word: the character before it is not alphanumeric."""
+_MID_WORD = "([A-Za-z0-9])\\x00"
+"""A NUL-marked match that does not start a word: the character before it is alphanumeric."""
 _AFTER_ALNUM = "[A-Za-z0-9](?:" + "|".join(_SOURCES.values()) + ")"
 """A marker right after a letter or digit (e.g. "a-wait"): such texts need the NUL marking."""
-_NON_ASCII_ALNUM = re.compile(r"[^\W\x00-\x7f]")
-PARALLEL_ROWS = 20_000
-"""From this many rows on, `tag_strategies` tags in one process per CPU by default."""
-TAGGER_VERSION = "1"
-"""Part of the tagged dataset's fingerprint: bump it when the markers or the tagging change."""
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+"""A character RE2 (ASCII `\\b`, `\\w`, `\\d`) and Python's `re` (Unicode ones) may read differently."""
 
 
 def tag_text(text: str | None) -> list[dict[str, Any]]:
@@ -105,55 +98,71 @@ def tag_text(text: str | None) -> list[dict[str, Any]]:
 
 
 def _is_fast(text: str, lower: str) -> bool:
-    """Whether RE2 (ASCII `\\b`, `\\w`, `\\d`) finds exactly the matches Python's `re` finds in
-    `lower`: it lowercases to the same length and holds no NUL (the sentinel) and no non-ASCII
-    letter or digit (the only characters on which the two engines' classes differ)."""
-    if len(lower) != len(text) or "\0" in lower:
-        return False
-    return lower.isascii() or not _NON_ASCII_ALNUM.search(lower)
+    """Whether `_tag_fast` can tag `text`: it lowercases to the same length (offsets in `lower`
+    are offsets in `text`) and holds no NUL (the sentinel of `_word_start_matches`)."""
+    return len(lower) == len(text) and "\0" not in lower
 
 
-def _word_start_matches(padded: pa.Array, source: str, plain: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For RE2 pattern `source` over space-padded lowercased texts: per text, the number of its
+def _word_start_matches(haystack: pa.Array, source: str, plain: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For RE2 pattern `source` over ASCII lowercased texts: per text, the number of its
     non-overlapping matches (Python's too: the same leftmost-first semantics) that start a word;
-    the texts with any; and where the first such match starts (in the unpadded text).
+    the texts with any; and where the first such match starts.
 
     `plain`: no match of the texts follows an alphanumeric, so every match starts a word and RE2
-    counts them directly. Otherwise a NUL is inserted before each match, and a match starts a word
-    when the character before its NUL is not alphanumeric (`_WORD_START`)."""
-    if plain:
-        haystack, pattern = padded, source
-    else:
-        haystack, pattern = pc.replace_substring_regex(padded, pattern=source, replacement="\x00\\0"), _WORD_START
-    counts = pc.count_substring_regex(haystack, pattern).to_numpy(zero_copy_only=False)
+    counts and finds them directly. Otherwise a NUL is inserted before each match and dropped again
+    where an alphanumeric precedes it (`_MID_WORD`): the NULs left mark the word starts, and the
+    first one stands where its match starts, no other NUL being before it."""
+    if not plain:
+        marked = pc.replace_substring_regex(haystack, pattern=source, replacement="\x00\\0")
+        haystack = pc.replace_substring_regex(marked, pattern=_MID_WORD, replacement="\\1")
+    found = pc.count_substring_regex(haystack, source) if plain else pc.count_substring(haystack, "\0")
+    counts = found.to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(counts)
-    before = pc.list_element(pc.split_pattern_regex(haystack.take(rows), pattern, max_splits=1), 0)
-    skipped = 1 if plain else pc.count_substring(before, "\0").to_numpy(zero_copy_only=False)
-    return counts, rows, pc.utf8_length(before).to_numpy(zero_copy_only=False) - skipped
+    matched = haystack.take(rows)
+    starts = pc.find_substring_regex(matched, source) if plain else pc.find_substring(matched, "\0")
+    return counts, rows, starts.to_numpy(zero_copy_only=False)
 
 
 def _tag_fast(texts: list[str], lowers: list[str]) -> list[list[dict[str, Any]]]:
     """`tag_text` of many texts at once (only texts that pass `_is_fast`), strategy by strategy
-    over the whole batch with pyarrow compute; the evidence is cut in Python."""
+    over the whole batch with pyarrow compute; the evidence is cut in Python.
+
+    RE2 reads `\\b`, `\\w`, `\\d` in ASCII, Python's `re` in Unicode: each non-ASCII character is
+    first replaced by an ASCII one of the same classes that no marker spells ("0" for a decimal digit,
+    "A" for another letter or digit, "#" else), so both engines find the same matches, and byte
+    offsets are character offsets. Texts with a marker after an alphanumeric (rare) are counted
+    again with the NUL marking."""
+
+    def stand_in(match: re.Match[str]) -> str:
+        char = match.group()
+        return "0" if char.isdecimal() else "A" if char.isalnum() else "#"
+
     cells: list[list[dict[str, Any]]] = [[] for _ in texts]
-    padded = pa.array([" " + low for low in lowers], pa.large_string())  # a non-word char before position 0
-    mixed = pc.match_substring_regex(padded, _AFTER_ALNUM).to_numpy(zero_copy_only=False)
-    groups = [(group, padded.take(group), plain) for group, plain in
-              ((np.flatnonzero(~mixed), True), (np.flatnonzero(mixed), False)) if len(group)]
+    haystack = pa.array([low if low.isascii() else _NON_ASCII.sub(stand_in, low) for low in lowers],
+                        pa.large_string())
+    mixed = np.flatnonzero(pc.match_substring_regex(haystack, _AFTER_ALNUM).to_numpy(zero_copy_only=False))
+    subset = haystack.take(mixed)
     for name, source in _SOURCES.items():
-        for group, subset, plain in groups:
-            counts, rows, starts = _word_start_matches(subset, source, plain)
-            for row, count, start in zip(group[rows].tolist(), counts[rows].tolist(), starts.tolist()):
-                end = _PATTERNS[name].match(lowers[row], start).end()
-                snippet = " ".join(texts[row][max(start - EVIDENCE_CHARS, 0) : end + EVIDENCE_CHARS].split())
-                cells[row].append({"name": name, "count": count, "evidence": snippet})
+        counts, rows, starts = _word_start_matches(haystack, source, True)
+        counts = counts[rows]
+        if len(mixed):  # their plain counts are replaced
+            plain = ~np.isin(rows, mixed)
+            again, again_rows, again_starts = _word_start_matches(subset, source, False)
+            counts = np.concatenate([counts[plain], again[again_rows]])
+            rows = np.concatenate([rows[plain], mixed[again_rows]])
+            starts = np.concatenate([starts[plain], again_starts])
+        pattern = _PATTERNS[name]
+        for row, count, start in zip(rows.tolist(), counts.tolist(), starts.tolist()):
+            end = pattern.match(lowers[row], start).end()
+            snippet = " ".join(texts[row][max(start - EVIDENCE_CHARS, 0) : end + EVIDENCE_CHARS].split())
+            cells[row].append({"name": name, "count": count, "evidence": snippet})
     return cells
 
 
 def tag_batch(texts: pa.Array | list[str | None]) -> pa.Array:
-    """`tag_text` of every text, as a `STRATEGY_TYPE` Arrow array (identical results, 2-3x faster
-    on one core: texts that RE2 reads as Python does are tagged by pyarrow compute, the rest, those
-    with non-ASCII letters or digits (~5% of Sky-T1 traces), by `tag_text`)."""
+    """`tag_text` of every text, as a `STRATEGY_TYPE` Arrow array (identical results, 3-4x faster
+    on one core: pyarrow compute tags every text but the rare ones that hold a NUL or whose
+    lowercasing changes their length, which `tag_text` tags)."""
     values = texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else list(texts)
     values = [v or "" for v in values]
     lowers = [v.lower() for v in values]
@@ -176,74 +185,25 @@ def _texts(table: pa.Table) -> pa.Array:
     return pc.if_else(has_reasoning, reasoning, completion).combine_chunks()
 
 
-def _in_order(pool: ProcessPoolExecutor, items: Iterator[pa.Array], window: int) -> Iterator[pa.Array]:
-    """`tag_batch` of each item in `pool`, in order, with at most `window` batches in flight (so
-    the texts are never all in memory at once, as `pool.map` would queue them)."""
-    pending: deque[Future[pa.Array]] = deque()
-    for item in items:
-        pending.append(pool.submit(tag_batch, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
-def _tag_rows(batch: pa.Table) -> pa.Table:
-    """One Ray Data batch: its row numbers and their labels."""
-    return pa.table({"row": batch.column("row"), "labels": tag_batch(batch.column("text"))})
-
-
-def _ray_labels(batches: Iterator[pa.Array], batch_size: int) -> list[pa.Array]:
-    """The labels of `batches`, tagged as Ray Data tasks on the running cluster (or a local one
-    started here; `RAY_ADDRESS` joins an existing one), in row order."""
-    try:
-        import ray
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("executor='ray' needs Ray Data: `pip install 'natural-thoughts[ray]'`") from exc
-    if not ray.is_initialized():
-        ray.init()
-    blocks = [pa.table({"row": pa.array(range(i * batch_size, i * batch_size + len(b)), pa.int64()), "text": b})
-              for i, b in enumerate(batches)]
-    if not blocks:
-        return []
-    done = ray.data.from_arrow(blocks).map_batches(_tag_rows, batch_size=None, batch_format="pyarrow")
-    tables = [t for t in done.iter_batches(batch_size=None, batch_format="pyarrow") if t.num_rows]
-    table = pa.concat_tables(tables)
-    return table.column("labels").take(pc.sort_indices(table.column("row"))).chunks
-
-
 def tag_strategies(traces: Dataset, column: str = "label.strategies", batch_size: int = 1000,
                    num_proc: int | None = None, executor: str = "local") -> Dataset:
     """`traces` with the tagger's labels in `column` (the reasoning, or the whole completion when
     a trace has no separate reasoning, is what is tagged).
 
     Batches of `batch_size` rows are tagged by `tag_batch` in `num_proc` processes (None: one per
-    CPU when there are at least `PARALLEL_ROWS` rows), or with `executor="ray"` as Ray Data tasks,
-    and the labels are attached as one new column: the other columns are neither copied nor
-    rewritten. Every way gives the same labels."""
-    if executor not in ("local", "ray"):
-        raise ValueError(f"tag_strategies: executor must be 'local' or 'ray', got {executor!r}")
+    CPU from `parallel.PARALLEL_ROWS` rows), or with `executor="ray"` as Ray tasks, and the labels
+    are written to the cache as one new column, memory-mapped: the other columns are neither copied
+    nor rewritten. Every way gives the same labels."""
+    check_executor(executor, "tag_strategies")
     sources = [c for c in ("reasoning", "completion") if c in traces.column_names]
     if not sources:
         require_columns(traces.column_names, ["reasoning"], "tag_strategies")
     view = traces.select_columns(sources).with_format("arrow")
     batches = (_texts(view[start : start + batch_size]) for start in range(0, len(view), batch_size))
-    procs = num_proc or ((os.cpu_count() or 1) if len(view) >= PARALLEL_ROWS else 1)
-    if executor == "ray":
-        chunks = _ray_labels(batches, batch_size)
-    elif procs > 1:
-        with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("fork")) as pool:
-            chunks = list(_in_order(pool, batches, 2 * procs))
-    else:
-        chunks = [tag_batch(b) for b in batches]
-    labels = pa.chunked_array(chunks, STRATEGY_TYPE)
-    base = traces.remove_columns([column]) if column in traces.column_names else traces
-    return base.add_column(column, labels, new_fingerprint=_fingerprint(base, column))
-
-
-def _fingerprint(ds: Dataset, column: str) -> str:
-    """A fingerprint for the tagged dataset (`datasets` would otherwise hash the labels)."""
-    return hashlib.sha256(f"{ds._fingerprint}/tagger/{column}/{TAGGER_VERSION}".encode()).hexdigest()[:16]
+    labels = map_batches(tag_batch, batches, executor, processes(num_proc, len(view)))
+    key = cache.fingerprint(traces._fingerprint, "tagger", column, cache.code_version(__file__))
+    tables = (pa.table({column: chunk}) for chunk in labels)
+    return cache.attach(traces, tables, pa.schema([(column, STRATEGY_TYPE)]), key)
 
 
 def present_strategies(value: Any, row: int, column: str) -> set[str]:

@@ -12,34 +12,32 @@ from __future__ import annotations
 import glob
 import json
 import logging
-from collections import Counter
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 from datasets.table import InMemoryTable
 
 from natural_thoughts import schema
-from natural_thoughts.parse import FORMATS, parse_trace
-from natural_thoughts.load.presets import PROBLEM_PRESETS, TRACE_PRESETS, BadRow, Preset
+from natural_thoughts.parallel import check_executor, processes
+from natural_thoughts.parse import FORMATS
+from natural_thoughts.load.importer import Duplicates, Job, Reading, Source as Imported, KEPT_COLUMNS, import_rows, is_kept, rows_table
+from natural_thoughts.load.presets import PROBLEM_PRESETS, TRACE_PRESETS, Preset
 from natural_thoughts.llm.store import MANIFEST, SHARD_GLOB, latest_rows
 
 log = logging.getLogger(__name__)
 
 Source = str | Path | Dataset | DatasetDict | pd.DataFrame
 OnError = Literal["raise", "skip"]
-Duplicates = Literal["raise", "number"]
 Columns = Mapping[str, str] | None
-KEPT_COLUMNS = ("weak_answer", "weak_model")
-"""Source columns kept as columns (like any `label.*` / `score.*`), not packed into `extra`."""
 SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
-_TYPES = {f.name: f.type for f in schema.TRACE_SCHEMA}
-"""Arrow type of every problem/trace column, so that all-null columns still get their real type."""
 _PROBLEM_OWN = ("problem", "reference_answer", "problem_id", "source", "domain", "extra")
 _TRACE_OWN = (*_PROBLEM_OWN, "sample_index", "model", "prompt", "completion", "reasoning_tokens")
 _TRACE_OWN += ("answer_tokens", "finish_reason", "error", "sampling", "generated_at")
@@ -57,16 +55,44 @@ class LoadReport:
 
 @dataclass
 class _Part:
-    """One piece of a source: its rows, its name (the `source` column), where each row came from."""
+    """One piece of a source: a Dataset or parquet files read batch by batch, its name (the `source`
+    column), where each row came from, and what identifies its content (for the import cache)."""
 
-    ds: Dataset
+    ds: Dataset | None
     name: str
     stem: str | None = None
     lines: list[str] | None = None
     shards: bool = False
+    files: list[str] = field(default_factory=list)
+    identity: str = ""
 
     def where(self, i: int) -> str:
         return self.lines[i] if self.lines else f"{self.name} row {i}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.ds.column_names if self.ds is not None else pq.read_schema(self.files[0]).names
+
+    @property
+    def rows(self) -> int:
+        return len(self.ds) if self.ds is not None else sum(pq.read_metadata(f).num_rows for f in self.files)
+
+    def dataset(self) -> Dataset:
+        """The whole part as a Dataset (parquet files through `Dataset.from_parquet`)."""
+        return self.ds if self.ds is not None else Dataset.from_parquet(self.files)
+
+    def batches(self, size: int) -> Iterator[pa.Table]:
+        """The part's rows as Arrow tables of `size` rows, in order."""
+        if self.ds is not None:
+            yield from self.ds.with_format("arrow").iter(batch_size=size)
+        for f in self.files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=size):
+                yield pa.Table.from_batches([batch])
+
+    def key(self) -> str:
+        """What identifies the part's content: its files' paths, sizes and times, or its fingerprint."""
+        stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in self.files]
+        return self.identity or (str(stats) if stats else self.ds._fingerprint)
 
 
 def _bad(message: str, on_error: OnError, report: LoadReport) -> None:
@@ -74,17 +100,6 @@ def _bad(message: str, on_error: OnError, report: LoadReport) -> None:
     if on_error == "raise":
         raise ValueError(message)
     report.skipped.append(message)
-
-
-def _table(rows: list[dict[str, Any]], names: list[str], what: str) -> Dataset:
-    """A Dataset from row dicts with our column types; an unconvertible column is named."""
-    arrays = {}
-    for name in names:
-        try:
-            arrays[name] = pa.array([r.get(name) for r in rows], type=_TYPES.get(name))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-            raise ValueError(f"{what}: column {name!r} holds values of mixed types ({e})") from e
-    return Dataset(InMemoryTable(pa.table(arrays)))
 
 
 def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
@@ -113,7 +128,9 @@ def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
         else:
             _bad(f"{where}: not a JSON object", on_error, report)
     names = list(dict.fromkeys(k for r in rows for k in r))
-    return _Part(_table(rows, names, str(path)), path.name, path.stem, lines)
+    stat = path.stat()
+    table = InMemoryTable(rows_table(rows, names, str(path)))
+    return _Part(Dataset(table), path.name, path.stem, lines, identity=f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
 
 
 def _one_split(data: Dataset | DatasetDict, split: str | None, name: str) -> Dataset:
@@ -135,14 +152,15 @@ def _read_path(path: Path, split: str | None, on_error: OnError, report: LoadRep
         shards = sorted(str(p) for p in found if ".tmp" not in str(p.relative_to(path)))
         if not shards:
             raise FileNotFoundError(f"{path} holds neither a saved dataset nor *.parquet files")
-        return _Part(Dataset.from_parquet(shards), path.name, shards=True)
+        return _Part(None, path.name, shards=True, files=shards)
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"{path}: unknown file type; expected one of {sorted(SUFFIXES)}")
     if kind == "json":
         return _read_json(path, on_error, report)
-    reader = Dataset.from_parquet if kind == "parquet" else Dataset.from_csv
-    return _Part(reader(str(path)), path.name, path.stem)
+    if kind == "parquet":
+        return _Part(None, path.name, path.stem, files=[str(path)])
+    return _Part(Dataset.from_csv(str(path)), path.name, path.stem)
 
 
 def _read(source: Source, split: str | None, on_error: OnError, report: LoadReport) -> list[_Part]:
@@ -165,10 +183,6 @@ def _read(source: Source, split: str | None, on_error: OnError, report: LoadRepo
     return [_Part(_one_split(load_dataset(text, split=split), split, text), text)]  # a hub name
 
 
-def _is_kept(name: str) -> bool:
-    return name in KEPT_COLUMNS or name.startswith((schema.LABEL_PREFIX, schema.SCORE_PREFIX))
-
-
 def _mapping(
     present: list[str], own: tuple[str, ...], preset: Preset | None, columns: Columns
 ) -> dict[str, str]:
@@ -176,101 +190,10 @@ def _mapping(
     needed = ("problem", "completion") if "completion" in own else ("problem",)
     base = dict(preset.columns) if preset else {c: c for c in own if c in present or c in needed}
     for ours in columns or {}:
-        if ours not in own and not _is_kept(ours):
+        if ours not in own and not is_kept(ours):
             known = [*own, *KEPT_COLUMNS, "label.*", "score.*"]
             raise ValueError(f"columns= maps to unknown column {ours!r}; known are {known}")
     return base | dict(columns or {})
-
-
-def _problem(
-    row: dict[str, Any], mapping: dict[str, str], used: set[str], spec: Preset | None, part: _Part
-) -> dict[str, Any]:
-    """One source row as our problem columns (+ kept columns); the rest goes into `extra`."""
-    out = {ours: row[src] for ours, src in mapping.items()}
-    extra = out.get("extra") or {}  # a source's own `extra` (JSON text) is kept and added to
-    try:
-        extra = dict(json.loads(extra) if isinstance(extra, str) else extra)
-    except (ValueError, TypeError) as e:
-        raise BadRow(f"extra is not a JSON object ({e})") from e
-    for key, value in row.items():
-        if key not in used:
-            (out if _is_kept(key) else extra).setdefault(key, value)
-    out["extra"] = extra
-    if spec and spec.fix:
-        spec.fix(out)
-    problem, pid, ref = out.get("problem"), out.get("problem_id"), out.get("reference_answer")
-    if not isinstance(problem, str) or not problem.strip():
-        raise BadRow(f"problem is empty or not text: {problem!r:.60}")
-    out.update(
-        problem_id=schema.problem_id(problem) if pid is None or pid == "" else str(pid),
-        reference_answer=None if ref is None else str(ref),
-        source=out.get("source") or part.name,
-        domain=None if out.get("domain") is None else str(out["domain"]),
-        extra=json.dumps(extra, sort_keys=True, ensure_ascii=False, default=str),
-    )
-    return out
-
-
-@dataclass(frozen=True)
-class _Reading:
-    """How rows are read: completions' format and the token budget they were made under (traces),
-    what to do with repeated problem ids (problems)."""
-
-    trace_format: str = "auto"
-    max_tokens: int | None = None
-    tokenizer: Any = None
-    duplicates: Duplicates = "raise"
-
-    def tokens(self, out: dict[str, Any], text: str) -> int | None:
-        """The completion's token count, when a budget needs it: the source's own counts, else the
-        tokenizer's."""
-        if self.max_tokens is None:
-            return None
-        counts = [out.get("reasoning_tokens"), out.get("answer_tokens")]
-        if any(c is not None for c in counts):
-            return sum(int(c or 0) for c in counts)
-        if self.tokenizer is None:
-            raise ValueError("max_tokens needs each trace's token count; this source has none: pass "
-                             "tokenizer=<the teacher's tokenizer name> to count them")
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _trace(out: dict[str, Any], part: _Part, model: str | None, seen: Counter, reading: _Reading) -> dict[str, Any]:
-    """Complete a problem row into a trace: parse the completion, number the sample."""
-    text = "" if out.get("completion") is None else str(out["completion"])
-    parsed = parse_trace(text, format=reading.trace_format, finish_reason=out.get("finish_reason"),
-                         tokens=reading.tokens(out, text), max_tokens=reading.max_tokens)
-    pid, index = out["problem_id"], out.get("sample_index")
-    index = seen[pid] if index is None else int(index)
-    if index < 0:
-        raise BadRow(f"sample_index {index} is negative")
-    if (pid, index) in seen:
-        raise BadRow(f"trace key (problem_id={pid!r}, sample_index={index}) appears twice; each sample "
-                      "of a problem needs its own sample_index")
-    seen[(pid, index)] = seen[pid] = seen[pid] + 1
-    name = model or out.get("model") or part.stem
-    if not name:
-        raise ValueError(f"{part.name} has no model column and no file name: pass model=")
-    out.update(trace_id=schema.trace_id(pid, index), sample_index=index, model=str(name))
-    out.update(prompt=out.get("prompt") or "", completion=text, final_answer=parsed.final_answer)
-    out.update(reasoning=parsed.reasoning, answer=parsed.answer, flags=parsed.flags)
-    out["sampling"] = out.get("sampling") or "{}"
-    return out
-
-
-def _check_ids(rows: list[dict[str, Any]], duplicates: Duplicates, what: str) -> None:
-    """Refuse repeated problem ids, naming them (their traces would merge on load); with
-    `duplicates="number"` keep every repeat as its own problem, id suffixed `#2`, `#3`, …"""
-    if duplicates not in ("raise", "number"):
-        raise ValueError(f"duplicates must be 'raise' or 'number', not {duplicates!r}")
-    if duplicates == "raise":
-        schema.require_unique_ids([r["problem_id"] for r in rows], what)
-        return
-    seen: Counter = Counter()
-    for row in rows:
-        seen[row["problem_id"]] += 1
-        if seen[row["problem_id"]] > 1:
-            row["problem_id"] = f"{row['problem_id']}#{seen[row['problem_id']]}"
 
 
 def _latest(ds: Dataset) -> Dataset:
@@ -288,11 +211,14 @@ def _load(
     split: str | None,
     on_error: OnError,
     model: str | None,
-    reading: _Reading = _Reading(),
+    reading: Reading = Reading(),
+    executor: str = "local",
+    num_proc: int | None = None,
 ) -> tuple[Dataset, LoadReport]:
     """Read `source`, map every row to our columns, and report what was skipped."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    check_executor(executor, f"load_{kind}")
     presets = PROBLEM_PRESETS if kind == "problems" else TRACE_PRESETS
     if preset is not None and preset not in presets:
         raise ValueError(f"unknown {kind} preset {preset!r}; known presets are {sorted(presets)}")
@@ -303,29 +229,24 @@ def _load(
     named = isinstance(source, (str, Path))
     report = LoadReport(source=str(source) if named else type(source).__name__)
     parts = _read(source, split, on_error, report)
-    ours = all({"completion", "trace_id"} <= set(p.ds.column_names) for p in parts)
+    ours = all({"completion", "trace_id"} <= set(p.column_names) for p in parts)
     if kind == "traces" and preset is None and columns is None and ours:
         # already our traces: pass through; generator shards get a deterministic order
-        ds = concatenate_datasets([p.ds for p in parts]) if len(parts) > 1 else parts[0].ds
+        datasets = [p.dataset() for p in parts]
+        ds = concatenate_datasets(datasets) if len(parts) > 1 else datasets[0]
         ds = _latest(ds) if any(p.shards for p in parts) else ds
     else:
-        rows: list[dict[str, Any]] = []
-        seen: Counter = Counter()
+        sources = []
         for part in parts:
-            mapping = _mapping(part.ds.column_names, own, spec, columns)
+            mapping = _mapping(part.column_names, own, spec, columns)
             what = f"{kind} source {part.name!r}" + (f" (preset {preset!r})" if preset else "")
-            schema.require_columns(part.ds.column_names, list(mapping.values()), what)
-            used = set(mapping.values()) | set(spec.drop if spec else ())
-            for i, row in enumerate(part.ds):
-                try:
-                    out = _problem(row, mapping, used, spec, part)
-                    rows.append(_trace(out, part, model, seen, reading) if kind == "traces" else out)
-                except BadRow as e:
-                    _bad(f"{part.where(i)}: {e}", on_error, report)
-        if kind == "problems":
-            _check_ids(rows, reading.duplicates, report.source)
-        kept = dict.fromkeys(k for r in rows for k in r if k not in fixed and _is_kept(k))
-        ds = _table(rows, [*fixed, *kept], report.source)
+            schema.require_columns(part.column_names, list(mapping.values()), what)
+            used = frozenset(mapping.values()) | set(spec.drop if spec else ())
+            job = Job(kind, mapping, used, spec, part.name, part.stem, model, reading, tuple(fixed))
+            sources.append(Imported(job, part.rows, part.batches, part.where, part.key()))
+        procs = processes(num_proc, sum(s.rows for s in sources))
+        ds = import_rows(sources, report.source, lambda message: _bad(message, on_error, report),
+                         executor=executor, num_proc=procs)
         ds = spec.finish(ds) if spec is not None and spec.finish is not None else ds
     report.rows = len(ds)
     if report.skipped:
@@ -344,6 +265,8 @@ def load_problems(
     on_error: OnError = "raise",
     return_report: bool = False,
     duplicates: Duplicates = "raise",
+    num_proc: int | None = None,
+    executor: str = "local",
 ) -> Dataset | tuple[Dataset, LoadReport]:
     """A problem pool with exactly `schema.PROBLEM_COLUMNS` (+ kept `weak_*`/`label.*`/`score.*`).
 
@@ -351,8 +274,10 @@ def load_problems(
     Other source columns go, as sorted-key JSON, into `extra`. `problem_id` is the source's id or
     the hash of the text; `source` is the file/hub name ("dataframe" for a DataFrame). A problem id
     that appears twice is an error naming it, unless `duplicates="number"` keeps the repeats apart.
+    Rows are imported as `load_traces` imports them (batches, `num_proc`, `executor`, the cache).
     """
-    ds, report = _load(source, "problems", preset, columns, split, on_error, None, _Reading(duplicates=duplicates))
+    ds, report = _load(source, "problems", preset, columns, split, on_error, None, Reading(duplicates=duplicates),
+                       executor, num_proc)
     return (ds, report) if return_report else ds
 
 
@@ -367,6 +292,8 @@ def load_traces(
     trace_format: str = "auto",
     max_tokens: int | None = None,
     tokenizer: Any = None,
+    num_proc: int | None = None,
+    executor: str = "local",
 ) -> Dataset | tuple[Dataset, LoadReport]:
     """Traces with `schema.TRACE_COLUMNS` (+ kept columns such as `label.evaluator_correct`).
 
@@ -380,6 +307,11 @@ def load_traces(
     `max_tokens`, the budget they were generated under, one whose token count (the source's
     counts, else `tokenizer`'s, a name or instance) reaches it is flagged `truncated` too.
     A repeated (problem_id, sample_index) or a negative sample index is an error naming the row.
+
+    Imported rows are converted in batches, in `num_proc` processes (None: one per CPU from
+    `parallel.PARALLEL_ROWS` rows) or with `executor="ray"` as Ray tasks, and written batch by batch
+    to an Arrow file of the datasets cache, returned memory-mapped; an identical call (the same
+    unchanged files, the same settings) reuses it. Every way gives the same rows.
     """
     if trace_format not in FORMATS:
         raise ValueError(f"unknown trace_format {trace_format!r}; valid formats are {list(FORMATS)}")
@@ -387,6 +319,6 @@ def load_traces(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-    reading = _Reading(trace_format, max_tokens, tokenizer)
-    ds, report = _load(source, "traces", preset, columns, split, on_error, model, reading)
+    reading = Reading(trace_format, max_tokens, tokenizer)
+    ds, report = _load(source, "traces", preset, columns, split, on_error, model, reading, executor, num_proc)
     return (ds, report) if return_report else ds

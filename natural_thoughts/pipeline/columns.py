@@ -11,15 +11,17 @@ from pydantic import Field, field_validator, model_validator
 
 from ..llm.runner import BATCH_SIZE
 from ..llm.backends import DEFAULT_BACKEND
-from .stage import ColumnStage, Context, register_stage
+from .stage import ColumnStage, Context, Workers, register_stage
 
 AnnotatorSpec = str | dict[str, dict[str, Any]]
 
 
 @register_stage("annotate", order=40)
-class AnnotateConfig(ColumnStage):
+class AnnotateConfig(ColumnStage, Workers):
     """Labels as `label.*` columns: the model-free strategy `tagger` and/or LLM `annotators` (names
-    from `annotate.ANNOTATORS`, or {name: params}) asked of `model` (default: the run's engine)."""
+    from `annotate.ANNOTATORS`, or {name: params}) asked of `model` (default: the run's engine).
+    `executor: ray` tags as Ray tasks and judges on Ray actors (`executor_kwargs`: concurrency,
+    num_gpus, ...)."""
 
     tagger: bool = False
     annotators: list[AnnotatorSpec] = Field(default_factory=list)
@@ -29,6 +31,7 @@ class AnnotateConfig(ColumnStage):
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(BATCH_SIZE, ge=1)
+    executor_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("annotators")
     @classmethod
@@ -50,14 +53,15 @@ class AnnotateConfig(ColumnStage):
         from ..annotate import annotate, get_annotator, tag_strategies
 
         if self.tagger:
-            ds = tag_strategies(ds)
+            ds = tag_strategies(ds, executor=self.executor, num_proc=self.num_proc)
         if not self.annotators:
             return ds
         model, backend = ctx.model_for(self.model, self.backend, self.section, "the judge model")
         return annotate(ds, [get_annotator(spec) for spec in self.annotators], model=model, backend=backend,
                         sampling=self.sampling, output_dir=ctx.out / self.section / "work",
                         batch_size=self.batch_size, engine_kwargs=self.engine_kwargs,
-                        chat_template_kwargs=self.chat_template_kwargs)
+                        chat_template_kwargs=self.chat_template_kwargs, executor=self.executor,
+                        executor_kwargs=self.executor_kwargs)
 
 
 @register_stage("verify", order=50)
@@ -75,9 +79,9 @@ class VerifyConfig(ColumnStage):
 
 
 @register_stage("score", order=60)
-class ScoreConfig(ColumnStage):
+class ScoreConfig(ColumnStage, Workers):
     """How reasoning length is counted when the engine did not count it (default: the teacher's
-    tokenizer when it is a local folder)."""
+    tokenizer when it is a local folder); `executor: ray` counts with the tokenizer as Ray tasks."""
 
     always = True
 
@@ -91,4 +95,5 @@ class ScoreConfig(ColumnStage):
         if tokenizer is None and "model" in ds.column_names and len(ds):
             local = [m for m in sorted(set(ds["model"])) if m and Path(m).is_dir()]
             tokenizer = local[0] if local else None
-        return add_reasoning_tokens(ds, tokenizer=tokenizer, approximate=self.approximate)
+        return add_reasoning_tokens(ds, tokenizer=tokenizer, approximate=self.approximate,
+                                    executor=self.executor, num_proc=self.num_proc)

@@ -15,7 +15,7 @@ from ..parse import FORMATS as TRACE_FORMATS
 from ..registry import yaml_keys
 from ..schema import SamplingConfig
 from ..llm.backends import DEFAULT_BACKEND
-from .stage import Context, Kind, Stage, one_of, register_stage
+from .stage import Context, Kind, Stage, Workers, one_of, register_stage
 from .stages import files_fingerprint, fingerprint
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class SourceFields(BaseModel):
 
 
 @register_stage("problems", order=10)
-class ProblemsConfig(Stage, SourceFields):
+class ProblemsConfig(Stage, SourceFields, Workers):
     """Where the question pool comes from, and its licence (for the card)."""
 
     kind: ClassVar[Kind] = "input"
@@ -44,7 +44,8 @@ class ProblemsConfig(Stage, SourceFields):
     def apply(self, ctx: Context) -> None:
         from ..load.sources import load_problems
 
-        problems = load_problems(self.source, preset=self.preset, columns=self.columns, split=self.split)
+        problems = load_problems(self.source, preset=self.preset, columns=self.columns, split=self.split,
+                                 executor=self.executor, num_proc=self.num_proc)
         if self.limit is not None:
             problems = problems.select(range(min(self.limit, len(problems))))
         ctx.problems = problems
@@ -119,7 +120,7 @@ class WeakConfig(SourceFields):
 
 
 @register_stage("traces", order=30)
-class TracesConfig(Stage, SourceFields):
+class TracesConfig(Stage, SourceFields, Workers):
     """Traces made elsewhere (instead of `problems` + `generate`): any source `load_traces` reads."""
 
     kind: ClassVar[Kind] = "input"
@@ -137,7 +138,8 @@ class TracesConfig(Stage, SourceFields):
         from ..load.weak import attach_weak
 
         traces = load_traces(self.source, preset=self.preset, columns=self.columns, split=self.split,
-                             model=self.model, trace_format=self.trace_format, max_tokens=self.max_tokens)
+                             model=self.model, trace_format=self.trace_format, max_tokens=self.max_tokens,
+                             executor=self.executor, num_proc=self.num_proc)
         if self.weak is not None:
             traces = attach_weak(traces, **self.weak.model_dump())
         if self.limit is not None:
@@ -145,7 +147,7 @@ class TracesConfig(Stage, SourceFields):
         ctx.traces = traces
         ctx.status[self.section] = "loaded"
         files = local_files(self.source) + (local_files(self.weak.source) if self.weak is not None else [])
-        ctx.key = fingerprint("traces", self.model_dump(), files_fingerprint(files))
+        ctx.key = fingerprint("traces", self.settings(), files_fingerprint(files))
 
 
 def local_files(source: str) -> list[Path]:

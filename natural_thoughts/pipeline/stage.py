@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from datasets import Dataset
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..registry import Registry
 from .stages import StageFolder, attach_columns, fingerprint, save_columns
@@ -67,6 +67,15 @@ class Context:
         return rows
 
 
+class Workers(BaseModel):
+    """Where a stage's per-row work runs: `executor: local` (in `num_proc` processes; none given:
+    one per CPU on large pools) or `ray` (tasks on the running Ray cluster). Never part of a stage's
+    fingerprint: every way gives the same rows."""
+
+    executor: Literal["local", "ray"] = "local"
+    num_proc: int | None = Field(None, ge=1)
+
+
 class Stage(BaseModel):
     """A stage: its fields are its YAML section (unknown keys refused); `apply` runs it."""
 
@@ -83,8 +92,8 @@ class Stage(BaseModel):
 
     def settings(self) -> dict[str, Any]:
         """What this stage's output depends on besides its input: its fields (a stage that reads a
-        file adds the file's hash, so editing the file in place re-runs it)."""
-        return self.model_dump()
+        file adds the file's hash, so editing the file in place re-runs it); where it ran is not."""
+        return self.model_dump(exclude={*Workers.model_fields, "executor_kwargs"})
 
     def publish(self, ctx: Context) -> None:
         """After every output stage has written (outputs only): e.g. upload the folder."""

@@ -17,6 +17,7 @@ import numpy as np
 from datasets import Dataset
 
 from ..embed import DEFAULT_MODEL, embed
+from ..parallel import check_executor
 from ..schema import normalize_text
 from .base import Selector, column, register
 from .filter import Filter, Verdict
@@ -155,12 +156,13 @@ class NearDedup(Filter):
     cosine similarity of sentence embeddings (`model`) >= `threshold`; `index="exact"` compares
     each row with every earlier kept row (O(n x kept)), `index="hnsw"` with its nearest kept rows in
     a faiss HNSW index (sub-quadratic; on real questions it drops the same rows, see the tests),
-    `index="auto"` is exact below `ANN_MIN_ROWS` rows and HNSW from there on.
+    `index="auto"` is exact below `ANN_MIN_ROWS` rows and HNSW from there on; `executor="ray"`
+    embeds as Ray tasks (`embed`).
     """
 
     def __init__(self, column: str = "problem", threshold: float = 0.8, num_perm: int = 128,
                  ngram: int = 5, method: str = "minhash", seed: int = 0, model: Any = DEFAULT_MODEL,
-                 index: str = "auto") -> None:
+                 index: str = "auto", executor: str = "local") -> None:
         self.column = column
         self.threshold = threshold
         self.num_perm = num_perm
@@ -169,6 +171,7 @@ class NearDedup(Filter):
         self.seed = seed
         self.model = model
         self.index = index
+        self.executor = executor
 
     def _minhash(self, texts: list[str]) -> dict[int, tuple[int, float]]:
         from datasketch import MinHash, MinHashLSH
@@ -190,6 +193,7 @@ class NearDedup(Filter):
             raise ValueError(f"NearDedup: method must be 'minhash' or 'embedding', got {self.method!r}")
         if self.index not in ("auto", "exact", "hnsw"):
             raise ValueError(f"NearDedup: index must be 'auto', 'exact' or 'hnsw', got {self.index!r}")
+        check_executor(self.executor, "NearDedup")
         return super().check_params()
 
     def verdict(self, ds: Dataset, seed: int) -> Verdict:
@@ -200,7 +204,7 @@ class NearDedup(Filter):
         else:
             ann = self.index == "hnsw" or (self.index == "auto" and len(texts) >= ANN_MIN_ROWS)
             find = _first_of_groups_ann if ann and texts else _first_of_groups
-            matches, measure = find(embed(texts, model=self.model), self.threshold), "cosine"
+            matches, measure = find(embed(texts, model=self.model, executor=self.executor), self.threshold), "cosine"
         name = _namer(ds)
         reasons = [f"near-duplicate of {name(matches[i][0])} ({measure} {matches[i][1]:.2f})" if i in matches
                    else "no earlier near-duplicate" for i in range(len(ds))]

@@ -16,6 +16,7 @@ import numpy as np
 from datasets import Dataset
 
 from ..embed import DEFAULT_MODEL, embed
+from ..parallel import check_executor
 from ..schema import REASONING_TOKENS
 from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
 from .filter import Filter, Verdict
@@ -96,17 +97,23 @@ class ClusterUniform(Selector):
     nearest centroid. Without `fit`, `select` clusters the dataset it is given (nothing stored).
     KMeans up to 10,000 distinct texts, MiniBatchKMeans above; `n_clusters` is clipped to the
     number of distinct texts. The model reads at most its max_seq_length (256 word pieces for
-    all-MiniLM-L6-v2), so on long reasoning the clusters reflect how traces open.
+    all-MiniLM-L6-v2), so on long reasoning the clusters reflect how traces open. `executor="ray"`
+    embeds as Ray tasks (`embed`).
     """
 
     def __init__(self, on: str = "problem", model: Any = DEFAULT_MODEL, n_clusters: int = 50,
-                 k: int | None = None, seed: int = 0, batch_size: int = 64) -> None:
+                 k: int | None = None, seed: int = 0, batch_size: int = 64, executor: str = "local") -> None:
         self.on = on
         self.model = model
         self.n_clusters = n_clusters
         self.k = k
         self.seed = seed
         self.batch_size = batch_size
+        self.executor = executor
+
+    def check_params(self) -> Selector:
+        check_executor(self.executor, "ClusterUniform")
+        return super().check_params()
 
     def _embed_distinct(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings of the distinct texts of column `on`, and each row's index into them."""
@@ -115,7 +122,7 @@ class ClusterUniform(Selector):
             if not isinstance(t, str):
                 raise TypeError(f"ClusterUniform: column {self.on!r} row {i} is not text: {t!r:.80}")
         inverse, distinct = group_codes(texts)
-        return embed(distinct, model=self.model, batch_size=self.batch_size), inverse
+        return embed(distinct, model=self.model, batch_size=self.batch_size, executor=self.executor), inverse
 
     def fit(self, ds: Dataset) -> ClusterUniform:
         """Cluster the distinct texts of `on`; sets `centroids_` and `labels_`."""

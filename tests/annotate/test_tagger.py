@@ -15,6 +15,7 @@ from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
 from natural_thoughts.annotate import MARKERS, STRATEGIES, tag_strategies, tag_text, tagger_agreement
+from natural_thoughts.annotate.tagger import tag_batch
 from natural_thoughts.cli import app
 from natural_thoughts.load.sources import load_traces
 from natural_thoughts.selectors import StrategyCount
@@ -138,3 +139,37 @@ def test_commands_tag_and_report_agreement(tmp_path: Path) -> None:
     assert json.loads(result.output)["macro"]["jaccard"] == 1.0
     refused = runner.invoke(app, ["annotate", str(SKY), "-a", "tagger", "-a", "strategies", "--model", "m"])
     assert refused.exit_code != 0 and "both write label.strategies" in refused.output
+
+
+EDGE_TEXTS = [None, "", "wait", "Wait, no", "await", "a-wait", "éwait", "ǰwait", "İwait wait", "\x00wait",
+              "wait\x00wait", "step ٣", "step ²", "step ①", "case ٣٤ and case 3", "plug ü back", "plugging ٣x back",
+              "plug ① back", "ſo i have this problem", "K wait", "中文wait 中文 wait", "’wait—wait", "wait\u0301",
+              "first,second, next,", "Ⅻwait", "roughly" * 3, "🙂 in summary, wait"]
+"""Texts on which RE2 and Python's `re` could part: non-ASCII letters, digits and numerals before
+or inside markers, NUL, case foldings that change length, markers at 0 or right after a letter."""
+
+
+def _shared_texts() -> list[str]:
+    """Every string field of every shared data file (completions, solutions, questions, answers)."""
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    files = sorted(DATA.glob("*.jsonl")) + sorted(DATA.glob("benchmarks/*.jsonl"))
+    return [s for f in files for line in f.open(encoding="utf-8") for v in json.loads(line).values()
+            for s in strings(v)]
+
+
+def test_batch_tagger_equals_per_row_tagger_on_edge_texts() -> None:
+    texts = EDGE_TEXTS + [f"{a}{b}" for a in EDGE_TEXTS if a for b in EDGE_TEXTS if b]
+    assert tag_batch(texts).to_pylist() == [tag_text(t) for t in texts]
+
+
+@needs_data
+def test_batch_tagger_equals_per_row_tagger_on_every_shared_text() -> None:
+    texts = _shared_texts()
+    assert len(texts) > 10_000 and any(not t.isascii() for t in texts)
+    assert tag_batch(texts).to_pylist() == [tag_text(t) for t in texts]
