@@ -2,7 +2,8 @@
 
 Imported pools and added columns are written here batch by batch and read back memory-mapped, so a
 million traces cost disk and page cache, not process memory. A file is named by a fingerprint of
-what made it: written as `<name>.tmp`, renamed when whole, and reused by the next identical call.
+what made it (`llm.store.fingerprint_hash`): written as `<name>.tmp`, renamed when whole, and
+reused by the next identical call.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ def folder(kind: str) -> Path:
     return path
 
 
-def fingerprint(*parts: object) -> str:
-    """A 16-hex-digit hash of `parts`' text."""
-    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:16]
+def files_fingerprint(paths: list[Path], root: Path | None = None) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of each file: cheap evidence that inputs did not change."""
+    out = []
+    for p in sorted(paths):
+        st = p.stat()
+        out.append((str(p.relative_to(root)) if root else str(p.resolve()), st.st_size, st.st_mtime_ns))
+    return out
 
 
 def code_version(*modules: str) -> str:
@@ -35,7 +40,8 @@ def code_version(*modules: str) -> str:
     edited code never serves a file written by the old one."""
     from importlib.metadata import version
 
-    return f"{version('natural-thoughts')}/{fingerprint(b''.join(Path(m).read_bytes() for m in modules))}"
+    code = hashlib.sha256(b"".join(Path(m).read_bytes() for m in modules)).hexdigest()[:16]
+    return f"{version('natural-thoughts')}/{code}"
 
 
 def read(path: Path, key: str | None = None) -> Dataset:

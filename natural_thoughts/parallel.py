@@ -12,12 +12,12 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 Executor = Literal["local", "ray"]
-EXECUTORS: tuple[str, ...] = ("local", "ray")
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 PARALLEL_ROWS = 20_000
 """From this many rows on, `processes(None, rows)` uses one process per CPU."""
 IN_FLIGHT = 2

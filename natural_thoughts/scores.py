@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from datasets import Dataset
 
 from . import cache
+from .llm.store import fingerprint_hash
 from .parallel import check_executor, map_batches, processes
 from .schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE, require_columns
 
@@ -104,5 +105,5 @@ def add_reasoning_tokens(
     procs = processes(num_proc, len(view)) if tokenizer is not None else 1  # Arrow arithmetic needs no helpers
     tables = map_batches(partial(_count_batch, tokenizer, tokenizer_name, approximate), batches, executor, procs)
     how = f"{tokenizer_name if tokenizer is not None else ''}/{approximate}"
-    key = cache.fingerprint(ds._fingerprint, "reasoning_tokens", how, cache.code_version(__file__))
+    key = fingerprint_hash([ds._fingerprint, "reasoning_tokens", how, cache.code_version(__file__)])
     return cache.attach(ds, tables, layout, key)

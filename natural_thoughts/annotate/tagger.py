@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from datasets import Dataset
 
 from .. import cache
+from ..llm.store import fingerprint_hash
 from ..parallel import check_executor, map_batches, processes
 from ..schema import require_columns
 from .annotators import STRATEGY_TYPE
@@ -201,7 +202,7 @@ def tag_strategies(traces: Dataset, column: str = "label.strategies", batch_size
     view = traces.select_columns(sources).with_format("arrow")
     batches = (_texts(view[start : start + batch_size]) for start in range(0, len(view), batch_size))
     labels = map_batches(tag_batch, batches, executor, processes(num_proc, len(view)))
-    key = cache.fingerprint(traces._fingerprint, "tagger", column, cache.code_version(__file__))
+    key = fingerprint_hash([traces._fingerprint, "tagger", column, cache.code_version(__file__)])
     tables = (pa.table({column: chunk}) for chunk in labels)
     return cache.attach(traces, tables, pa.schema([(column, STRATEGY_TYPE)]), key)
 

@@ -23,6 +23,7 @@ from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
 from .. import cache, parse, schema
+from ..llm.store import fingerprint_hash
 from ..parallel import PARALLEL_ROWS, map_batches
 from ..parse import parse_trace
 from . import presets
@@ -221,10 +222,11 @@ def import_rows(sources: list[Source], what: str, bad: Callable[[str], None], *,
     by an identical call: the same source files, unchanged, and the same settings). Each row left
     out is reported to `bad` ('where: why'), which raises for `on_error="raise"`."""
     jobs = [s.job for s in sources]
-    key = cache.fingerprint("import", *(s.identity for s in sources), Hasher.hash([j.spec for j in jobs]),
-                            *(sorted(j.mapping.items()) for j in jobs), jobs[0].reading.identity(),
-                            *(j.model for j in jobs), cache.code_version(__file__, presets.__file__, parse.__file__))
-    path, log = cache.folder("imports") / f"{key}.arrow", cache.folder("imports") / f"{key}.json"
+    key = fingerprint_hash(["import", [s.identity for s in sources], Hasher.hash([j.spec for j in jobs]),
+                            [j.mapping for j in jobs], jobs[0].reading.identity(), [j.model for j in jobs],
+                            cache.code_version(__file__, presets.__file__, parse.__file__)])
+    folder = cache.folder("imports")
+    path, log = folder / f"{key}.arrow", folder / f"{key}.json"
     if path.exists() and log.exists():
         skipped = json.loads(log.read_text())
         for message in skipped:
@@ -241,7 +243,7 @@ def import_rows(sources: list[Source], what: str, bad: Callable[[str], None], *,
     layout = pending.schema if pending is not None else pa.schema([(n, _TYPES[n]) for n in jobs[0].fixed])
     segments: list[Path] = []
     while True:  # a batch with a new kept column or type starts a new segment
-        segments.append(cache.folder("imports") / f"{key}-{len(segments)}.arrow")
+        segments.append(folder / f"{key}-{len(segments)}.arrow")
         pending = _write_segment(segments[-1], layout, pending, tables)
         if pending is None:
             break
@@ -301,8 +303,8 @@ def _write_segment(path: Path, layout: pa.Schema, first: pa.Table | None, rest: 
     misfit: list[pa.Table] = []
 
     def fitting() -> Iterator[pa.Table]:
-        for table in ([first] if first is not None else []):
-            yield _fit(table, layout)
+        if first is not None:
+            yield _fit(first, layout)
         for table in rest:
             fitted = _fit(table, layout)
             if fitted is None:
@@ -320,7 +322,7 @@ def _fit(table: pa.Table, schema_: pa.Schema) -> pa.Table | None:
         return None
     columns = [table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type) for f in schema_]
     try:
-        return pa.table(columns, schema=pa.schema([pa.field(f.name, c.type) for f, c in zip(schema_, columns)])).cast(schema_)
+        return pa.table(columns, names=schema_.names).cast(schema_)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
 
@@ -332,13 +334,6 @@ def _join(segments: list[Path], path: Path) -> None:
         return
     tables = [cache.read(s).data.table for s in segments]
     unified = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
-    cache.write(path, (b for t in tables for b in _batches(_fit(t, unified))), unified)
+    cache.write(path, (_fit(t, unified) for t in tables), unified)  # the unified schema fits every segment
     for s in segments:
         s.unlink()
-
-
-def _batches(table: pa.Table | None) -> Iterator[pa.Table]:
-    if table is None:  # pragma: no cover - a unified schema fits every segment
-        raise RuntimeError("an imported segment does not fit the unified schema")
-    for batch in table.to_batches(BATCH_ROWS):
-        yield pa.Table.from_batches([batch])

@@ -12,9 +12,9 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,9 +25,11 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset, l
 from datasets.table import InMemoryTable
 
 from natural_thoughts import schema
+from natural_thoughts.cache import files_fingerprint
 from natural_thoughts.parallel import check_executor, processes
 from natural_thoughts.parse import FORMATS
-from natural_thoughts.load.importer import Duplicates, Job, Reading, Source as Imported, KEPT_COLUMNS, import_rows, is_kept, rows_table
+from natural_thoughts.load.importer import KEPT_COLUMNS, Duplicates, Job, Reading, import_rows, is_kept, rows_table
+from natural_thoughts.load.importer import Source as Imported
 from natural_thoughts.load.presets import PROBLEM_PRESETS, TRACE_PRESETS, Preset
 from natural_thoughts.llm.store import MANIFEST, SHARD_GLOB, latest_rows
 
@@ -69,11 +71,11 @@ class _Part:
     def where(self, i: int) -> str:
         return self.lines[i] if self.lines else f"{self.name} row {i}"
 
-    @property
+    @cached_property
     def column_names(self) -> list[str]:
         return self.ds.column_names if self.ds is not None else pq.read_schema(self.files[0]).names
 
-    @property
+    @cached_property
     def rows(self) -> int:
         return len(self.ds) if self.ds is not None else sum(pq.read_metadata(f).num_rows for f in self.files)
 
@@ -91,8 +93,8 @@ class _Part:
 
     def key(self) -> str:
         """What identifies the part's content: its files' paths, sizes and times, or its fingerprint."""
-        stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in self.files]
-        return self.identity or (str(stats) if stats else self.ds._fingerprint)
+        files = [Path(f) for f in self.files]
+        return self.identity or (str(files_fingerprint(files)) if files else self.ds._fingerprint)
 
 
 def _bad(message: str, on_error: OnError, report: LoadReport) -> None:
@@ -128,9 +130,8 @@ def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
         else:
             _bad(f"{where}: not a JSON object", on_error, report)
     names = list(dict.fromkeys(k for r in rows for k in r))
-    stat = path.stat()
     table = InMemoryTable(rows_table(rows, names, str(path)))
-    return _Part(Dataset(table), path.name, path.stem, lines, identity=f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return _Part(Dataset(table), path.name, path.stem, lines, identity=str(files_fingerprint([path])))
 
 
 def _one_split(data: Dataset | DatasetDict, split: str | None, name: str) -> Dataset:

@@ -16,7 +16,8 @@ from ..registry import yaml_keys
 from ..schema import SamplingConfig
 from ..llm.backends import DEFAULT_BACKEND
 from .stage import Context, Kind, Stage, Workers, one_of, register_stage
-from .stages import files_fingerprint, fingerprint
+from ..cache import files_fingerprint
+from .stages import fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from datasets import Dataset
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..parallel import Executor
 from ..registry import Registry
 from .stages import StageFolder, attach_columns, fingerprint, save_columns
 
@@ -72,7 +73,7 @@ class Workers(BaseModel):
     one per CPU on large pools) or `ray` (tasks on the running Ray cluster). Never part of a stage's
     fingerprint: every way gives the same rows."""
 
-    executor: Literal["local", "ray"] = "local"
+    executor: Executor = "local"
     num_proc: int | None = Field(None, ge=1)
 
 

@@ -7,7 +7,6 @@ input by `trace_id`; the select stage stores the picks, the drops and the step r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -20,24 +19,14 @@ from datasets import Dataset, concatenate_datasets, load_from_disk
 
 from ..schema import STAGE_COLUMNS
 from ..selectors.base import Selection, StepReport
-from ..llm.store import write_atomic
+from ..llm.store import fingerprint_hash, write_atomic
 
 STAGE_FILE = ".stage.json"
 
 
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-ready parts."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def files_fingerprint(paths: list[Path], root: Path | None = None) -> list[tuple[str, int, int]]:
-    """(name, size, mtime_ns) of each file: cheap evidence that inputs did not change."""
-    out = []
-    for p in sorted(paths):
-        st = p.stat()
-        out.append((str(p.relative_to(root)) if root else str(p.resolve()), st.st_size, st.st_mtime_ns))
-    return out
+    return fingerprint_hash(list(parts))
 
 
 class StageFolder:
