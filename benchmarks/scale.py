@@ -98,9 +98,35 @@ def text_size(path: Path) -> float:
     """MB of text (UTF-8) in the pool's question, reference and completion columns."""
     import pyarrow.compute as pc
 
-    table = pq.read_table(path, columns=["question", "gt", "code"])
-    columns = [table.column("question"), table.column("gt"), pc.list_flatten(table.column("code"))]
-    return sum(pc.sum(pc.binary_length(c)).as_py() or 0 for c in columns) / 1e6
+    total = 0
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(columns=["question", "gt", "code"]):
+        columns = [batch.column("question"), batch.column("gt"), pc.list_flatten(batch.column("code"))]
+        total += sum(pc.sum(pc.binary_length(c)).as_py() or 0 for c in columns)
+    return total / 1e6
+
+
+def make_pool(n: int, seed: int, path: Path) -> tuple[float, float]:
+    """Build the pool in a fresh process (so that the measured one starts with none of its memory);
+    returns its parquet and text sizes in MB."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_build_and_measure, (n, seed, path))
+
+
+def _build_and_measure(n: int, seed: int, path: Path) -> tuple[float, float]:
+    return build(n, seed, path), text_size(path)
+
+
+def head(path: Path, rows: int) -> pa.Table:
+    """The completions of the pool's first `rows` rows, read as far as needed and no further."""
+    batches, have = [], 0
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(columns=["code"]):
+        batches.append(batch.slice(0, rows - have))
+        have += len(batches[-1])
+        if have >= rows:
+            break
+    return pa.Table.from_batches(batches)
 
 
 def _status(field: str) -> int:
@@ -182,7 +208,7 @@ def per_row_work(text: str) -> tuple[int, list[dict[str, Any]], str | None]:
 def naive_loop(path: Path, rows: int) -> tuple[float, list[tuple[int, list[dict[str, Any]], str | None]]]:
     """Seconds for a per-row Python loop over the first `rows` rows, and what it computed."""
     start = time.perf_counter()
-    table = pq.read_table(path, columns=["code"]).slice(0, rows)
+    table = head(path, rows)
     out = [per_row_work(codes[0] if codes else "") for codes in table.column("code").to_pylist()]
     assert len(out) == rows
     return time.perf_counter() - start, out
@@ -196,11 +222,11 @@ def same_as_loop(ds: Any, loop: list[tuple[int, list[dict[str, Any]], str | None
 
 
 def pandas_path(path: Path, rows: int) -> float:
-    """Seconds for the same work with pandas (read_parquet, then Series.map)."""
+    """Seconds for the same work with pandas (the rows as a DataFrame, then Series.map)."""
     import pandas as pd
 
     start = time.perf_counter()
-    df = pd.read_parquet(path, columns=["code"]).iloc[:rows]
+    df = head(path, rows).to_pandas()
     text = df["code"].str[0].fillna("")
     work = text.map(per_row_work)
     df = pd.DataFrame({"tokens": work.str[0], "tags": work.str[1], "final": work.str[2]})
@@ -243,9 +269,10 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     os.environ["NATURAL_THOUGHTS_CACHE"] = str(work / "nt")
     try:
         path = work / "pool.parquet"
-        mb = build(n, args.seed, path)
-        text_mb = text_size(path)
-        print(f"n={n}: {mb:.0f} MB parquet, {text_mb:.0f} MB of text", flush=True)
+        mb, text_mb = make_pool(n, args.seed, path)
+        before = _status("RssAnon") / 1e9
+        print(f"n={n}: {mb:.0f} MB parquet, {text_mb:.0f} MB of text; this process holds {before:.2f} GB "
+              "anonymous memory before the path", flush=True)
         stages, picked, ds = run_path(path, args.k)
         disk = sum(f.stat().st_size for f in (work / "hf").rglob("*") if f.is_file()) / 1e6
         cmp_rows = min(n, args.compare_rows)
@@ -258,12 +285,48 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         print(f"  parse+lengths+tags per row: library {ours * 1e3:.3f} ms, naive loop {naive * 1e3:.3f} ms "
               f"({naive / ours:.2f}x), pandas {pandas * 1e3:.3f} ms ({pandas / ours:.2f}x) "
               f"[loop and pandas on {cmp_rows} rows]", flush=True)
-        return {"parquet_mb": round(mb), "text_mb": round(text_mb), "stages": stages, "cache_mb": round(disk),
+        return {"parquet_mb": round(mb), "text_mb": round(text_mb), "anon_before_gb": round(before, 2), "stages": stages, "cache_mb": round(disk),
                 "identical": identical, "selected": picked, "whole_path_s": round(sum(s["seconds"] for s in stages), 1),
                 "per_row_ms": {"library": ours * 1e3, "naive": naive * 1e3, "pandas": pandas * 1e3},
                 "naive_ratio": naive / ours, "pandas_ratio": pandas / ours}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class MemoryCap:
+    """A cgroup (v1 memory controller) that caps a child process's memory, page cache included:
+    the kernel must evict the memory-mapped pool's pages to stay under the cap, so a size that
+    finishes under a 2 GB cap needs no more than 2 GB of RAM. Needs root and a writable
+    /sys/fs/cgroup/memory; reports the group's peak charge and how often the cap was hit."""
+
+    ROOT = Path("/sys/fs/cgroup/memory")
+
+    def __init__(self, gigabytes: float, name: str) -> None:
+        if not os.access(self.ROOT, os.W_OK):
+            sys.exit(f"--memory-limit needs a writable cgroup v1 memory controller at {self.ROOT} (root)")
+        self.limit, self.dir = int(gigabytes * 1e9), self.ROOT / name
+
+    def __enter__(self) -> MemoryCap:
+        self.dir.mkdir()
+        (self.dir / "memory.limit_in_bytes").write_text(str(self.limit))
+        return self
+
+    def join(self) -> None:
+        """Move the calling process into the group (a `preexec_fn`: runs in the child)."""
+        (self.dir / "cgroup.procs").write_text(str(os.getpid()))
+
+    def figures(self) -> dict[str, float]:
+        read = lambda name: int((self.dir / name).read_text())  # noqa: E731
+        return {"limit_gb": self.limit / 1e9, "peak_charge_gb": round(read("memory.max_usage_in_bytes") / 1e9, 2),
+                "times_at_limit": read("memory.failcnt")}
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in range(50):  # the kernel lets go of an emptied group a moment after its last exit
+            try:
+                return self.dir.rmdir()
+            except OSError:
+                time.sleep(0.1)
+        self.dir.rmdir()
 
 
 def _own_args(args: argparse.Namespace) -> list[str]:
@@ -280,16 +343,28 @@ def main() -> None:
                         help="rows for the naive-loop and pandas comparison (per-row costs are compared)")
     parser.add_argument("--dedup-rows", default="20000", help="comma-separated sizes for NearDedup (0: skip)")
     parser.add_argument("--exact-max", type=int, default=50_000, help="largest size for the exact near-dup search")
+    parser.add_argument("--memory-limit", type=float,
+                        help="run each size under a memory cap of this many GB, page cache included (MemoryCap)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     report: dict[str, Any] = {"sizes": {}}
     sizes = [int(s) for s in args.sizes.split(",")]
-    if len(sizes) > 1:  # one process per size: no size inherits another's memory, models or cache settings
+    if len(sizes) > 1 or args.memory_limit:  # one process per size: none inherits another's memory or settings
         for n in sizes:
             with tempfile.NamedTemporaryFile(suffix=".json") as part:
                 rest = _own_args(args) + ["--sizes", str(n), "--dedup-rows", "0", "--json", part.name]
-                subprocess.run([sys.executable, __file__, *rest], check=True)
-                report["sizes"].update(json.loads(Path(part.name).read_text())["sizes"])
+                if args.memory_limit:
+                    with MemoryCap(args.memory_limit, f"nt-scale-{os.getpid()}-{n}") as cap:
+                        subprocess.run([sys.executable, __file__, *rest], check=True, preexec_fn=cap.join)
+                        capped = cap.figures()
+                    print(f"n={n} under a {args.memory_limit:g} GB cap: peak charge {capped['peak_charge_gb']} GB, "
+                          f"cap reached {capped['times_at_limit']} times", flush=True)
+                else:
+                    subprocess.run([sys.executable, __file__, *rest], check=True)
+                sized = json.loads(Path(part.name).read_text())["sizes"]
+                if args.memory_limit:
+                    sized[str(n)]["memory_cap"] = capped
+                report["sizes"].update(sized)
     else:
         report["sizes"][sizes[0]] = run_size(sizes[0], args)
     with tempfile.TemporaryDirectory(prefix="nt-dedup-") as cache:

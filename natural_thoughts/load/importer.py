@@ -165,12 +165,15 @@ def convert(job: Job, batch: tuple[int, pa.Table]) -> tuple[pa.Table, list[tuple
 class Numbering:
     """Sample indices in row order across the whole pool: a missing one is the count of the
     problem's earlier samples; a repeated (problem_id, sample_index) is a bad row. Problems: a
-    repeated id is refused, or numbered `#2`, `#3`, … with `duplicates="number"`."""
+    repeated id is refused, or numbered `#2`, `#3`, … with `duplicates="number"`. What it
+    remembers is per problem (its count, or its set of sample indices), not per row."""
 
     def __init__(self, kind: str, duplicates: Duplicates) -> None:
         if duplicates not in ("raise", "number"):
             raise ValueError(f"duplicates must be 'raise' or 'number', not {duplicates!r}")
-        self.kind, self.duplicates, self.seen = kind, duplicates, Counter()
+        self.kind, self.duplicates = kind, duplicates
+        self.seen: Counter[str] = Counter()
+        self.samples: dict[str, set[int]] = {}
 
     def apply(self, table: pa.Table, bad: Callable[[int, str], None]) -> pa.Table:
         """`table` with its ids set, without the rows that repeat a key (each reported to `bad`)."""
@@ -185,12 +188,13 @@ class Numbering:
         keep, indices, ids = [], [], []
         rows, given = table.column(_ROW).to_pylist(), table.column("sample_index").to_pylist()
         for j, (pid, index, row) in enumerate(zip(pids, given, rows)):
-            index = self.seen[pid] if index is None else index
-            if (pid, index) in self.seen:
+            taken = self.samples.setdefault(pid, set())
+            index = len(taken) if index is None else index
+            if index in taken:
                 bad(row, f"trace key (problem_id={pid!r}, sample_index={index}) appears twice; each sample "
                          "of a problem needs its own sample_index")
                 continue
-            self.seen[(pid, index)] = self.seen[pid] = self.seen[pid] + 1
+            taken.add(index)
             keep.append(j)
             indices.append(index)
             ids.append(schema.trace_id(pid, index))

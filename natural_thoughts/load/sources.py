@@ -87,8 +87,8 @@ class _Part:
         """The part's rows as Arrow tables of `size` rows, in order."""
         if self.ds is not None:
             yield from self.ds.with_format("arrow").iter(batch_size=size)
-        for f in self.files:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=size):
+        for f in self.files:  # pre_buffer would keep every row group read so far (apache/arrow#39808)
+            for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=size):
                 yield pa.Table.from_batches([batch])
 
     def key(self) -> str:

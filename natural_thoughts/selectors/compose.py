@@ -68,11 +68,12 @@ class Sequential(_Steps):
         dropped: dict[int, str] = {}
         sel: Selection | None = None
         for i, step in enumerate(self.steps):
-            sub = ds if i == 0 else ds.select(current.tolist())
+            sub = ds if i == 0 else ds.select(current)  # an array: `datasets` hashes a list item by item
             last = i == len(self.steps) - 1
             sel = step.fit(sub).select(sub, k=k if last else None, seed=seed)
             reports.extend(sel.steps)
-            dropped.update({int(current[j]): reason for j, reason in sel.dropped.items()})
+            rows = current[np.fromiter(sel.dropped, dtype=np.int64, count=len(sel.dropped))]
+            dropped.update(zip(rows.tolist(), sel.dropped.values()))
             current = current[np.asarray(sel.indices, dtype=np.int64)]
         assert sel is not None
         return Selection(ds, current, sel.scores, list(sel.reasons), reports, dropped)

@@ -76,18 +76,18 @@ class Filter(Selector):
         are dropped as "<Filter>: over budget k=…")."""
         verdict, keep, scores = self._judge(ds, seed)
         name = type(self).__name__
-        detail = [str(r) for r in verdict.reasons]
+        detail = np.fromiter((str(r) for r in verdict.reasons), dtype=object, count=len(ds))
         kinds = verdict.kinds if verdict.kinds is not None else f"{name}: dropped"
-        kinds = [kinds] * len(ds) if isinstance(kinds, str) else list(kinds)
+        kinds = np.fromiter([kinds] * len(ds) if isinstance(kinds, str) else kinds, dtype=object, count=len(ds))
         kept = np.flatnonzero(keep)
         budget = resolve_k(self, k, len(kept))
         if budget < len(kept):
             rng = np.random.default_rng(resolve_seed(self, seed))
             chosen = np.sort(rng.choice(kept, size=budget, replace=False))
-            for i in np.setdiff1d(kept, chosen):
-                detail[i] = kinds[i] = f"{name}: over budget k={budget}"
+            over = np.setdiff1d(kept, chosen)
+            detail[over] = kinds[over] = f"{name}: over budget k={budget}"
             kept = chosen
-        sel = selection_from_picks(self, ds, kept, scores[kept], [detail[i] for i in kept],
-                                   drop_reason=lambda i: detail[i], kind=lambda i: kinds[i])
+        sel = selection_from_picks(self, ds, kept, scores[kept], detail[kept].tolist(),
+                                   drop_reason=detail, kind=kinds)
         sel.steps[0].fitted = dict(verdict.fitted)
         return sel

@@ -6,7 +6,8 @@ import numpy as np
 from datasets import Dataset
 
 from ..schema import REASONING_TOKENS
-from .base import Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks
+from .base import (Selection, Selector, column, register, resolve_k, resolve_seed, selection_from_picks,
+                   texts_by_key)
 from .filter import Filter, Verdict
 
 
@@ -20,7 +21,7 @@ def lengths(ds: Dataset, name: str, what: str) -> np.ndarray:
         raise KeyError(f"{what} needs column {name!r}, which the dataset lacks.{hint}"
                        f" Columns present: {sorted(ds.column_names)}")
     values = column(ds, name, what)
-    missing = [i for i, v in enumerate(values) if v is None]
+    missing = [i for i, v in enumerate(values) if v is None] if values.dtype == object else []
     if missing:
         raise ValueError(f"{what}: column {name!r} is empty in {len(missing)} row(s), "
                          f"first rows {missing[:5]}")
@@ -75,9 +76,11 @@ class Long(Filter):
         C = self.C_ if hasattr(self, "C_") else self._choose_C(lens)
         p = np.minimum(1.0, (np.clip(lens, 0, None) / C) ** self.tau)
         keep = np.random.default_rng(seed).random(len(ds)) < p
-        reasons = [f"kept with p={pi:.2f} (l={li:g})" if kept else f"dropped by Long sampling (p={pi:.2f})"
-                   for pi, li, kept in zip(p, lens, keep)]
-        return Verdict(keep, reasons, "Long: not sampled", p, {"C_": C} if self.C == "auto" else {})
+        kept_text, dropped_text = texts_by_key([lens.view(np.int64)],  # p is a function of l
+                                               lambda i: f"kept with p={p[i]:.2f} (l={lens[i]:g})",
+                                               lambda i: f"dropped by Long sampling (p={p[i]:.2f})")
+        return Verdict(keep, np.where(keep, kept_text, dropped_text), "Long: not sampled", p,
+                       {"C_": C} if self.C == "auto" else {})
 
 
 @register
