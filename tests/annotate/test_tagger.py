@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from datasets import Dataset
 from hypothesis import given, settings
@@ -15,6 +17,7 @@ from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
 from natural_thoughts.annotate import MARKERS, STRATEGIES, tag_strategies, tag_text, tagger_agreement
+from natural_thoughts.annotate.annotators import STRATEGY_TYPE
 from natural_thoughts.annotate.tagger import tag_batch
 from natural_thoughts.cli import app
 from natural_thoughts.load.sources import load_traces
@@ -144,9 +147,16 @@ def test_commands_tag_and_report_agreement(tmp_path: Path) -> None:
 EDGE_TEXTS = [None, "", "wait", "Wait, no", "await", "a-wait", "éwait", "ǰwait", "İwait wait", "\x00wait",
               "wait\x00wait", "step ٣", "step ²", "step ①", "case ٣٤ and case 3", "plug ü back", "plugging ٣x back",
               "plug ① back", "ſo i have this problem", "K wait", "中文wait 中文 wait", "’wait—wait", "wait\u0301",
-              "first,second, next,", "Ⅻwait", "roughly" * 3, "🙂 in summary, wait"]
+              "first,second, next,", "Ⅻwait", "roughly" * 3, "🙂 in summary, wait", "xwait", "2wait", "_wait",
+              "\u212a wait \u212await", "WAIT", "wait2", "\x00", "İ", "ß wait", "STRASSE ẞ wait", "ﬃ wait", "ﬁrst,",
+              "e\u0301wait", "step １２", "ΑΣ wait ΣΑ", "\u00a0wait\u00a0", "wait\u2028wait", "\x1cwait\x1d",
+              "context, next,", "thoroughly roughly", "sanity check the answer", "double-check double check",
+              "a-wait\x00", "Let me verify. LET ME CHECK", "x" * 50 + "wait" + "y" * 50, "İ" * 3 + "wait",
+              "in the case of case one case 1"]
 """Texts on which RE2 and Python's `re` could part: non-ASCII letters, digits and numerals before
-or inside markers, NUL, case foldings that change length, markers at 0 or right after a letter."""
+or inside markers, NUL, case foldings that change length (İ) or give ASCII (the Kelvin sign),
+Unicode spaces in the evidence, markers at 0, at the end, in capitals or right after a letter,
+digit or underscore, overlapping markers of two strategies."""
 
 
 def _shared_texts() -> list[str]:
@@ -163,13 +173,41 @@ def _shared_texts() -> list[str]:
             for s in strings(v)]
 
 
+def _forms(texts: list[str | None]) -> dict[str, Any]:
+    """The same texts in every form `tag_batch` takes: a list, Arrow arrays of each string type, a
+    slice of a larger array, chunks."""
+    padded = pa.array(["pad wait", *texts, "Wait pad"], pa.string())
+    half = len(texts) // 2
+    return {"list": texts, "string": pa.array(texts, pa.string()), "large_string": pa.array(texts, pa.large_string()),
+            "string_view": pa.array(texts, pa.string_view()), "dictionary": pa.array(texts).dictionary_encode(),
+            "slice": padded.slice(1, len(texts)),
+            "chunks": pa.chunked_array([padded.slice(1, half), pa.array(texts[half:], pa.string())])}
+
+
 def test_batch_tagger_equals_per_row_tagger_on_edge_texts() -> None:
     texts = EDGE_TEXTS + [f"{a}{b}" for a in EDGE_TEXTS if a for b in EDGE_TEXTS if b]
-    assert tag_batch(texts).to_pylist() == [tag_text(t) for t in texts]
+    reference = pa.array([tag_text(t) for t in texts], STRATEGY_TYPE)
+    for size in (1, 2, 7, 100, len(texts)):  # mixed batches: ASCII, non-ASCII, NUL, İ, empty, None
+        for start in range(0, len(texts), size if size > 7 else 97):
+            for form, batch in _forms(texts[start : start + size]).items():
+                tagged = tag_batch(batch)
+                assert tagged.type == STRATEGY_TYPE, form
+                assert tagged.equals(reference[start : start + size]), (size, start, form)
+
+
+def test_batch_tagger_takes_empty_null_and_unencodable_batches() -> None:
+    assert tag_batch([]).equals(pa.array([], STRATEGY_TYPE))
+    assert tag_batch(pa.chunked_array([], pa.string())).equals(pa.array([], STRATEGY_TYPE))
+    assert tag_batch(pa.array([None, None])).equals(pa.array([[], []], STRATEGY_TYPE))
+    lone = ["\ud800" + " " * 60 + "wait", "wait"]  # a lone surrogate: no Arrow string, `tag_text` tags it
+    assert tag_batch(lone).to_pylist() == [tag_text(t) for t in lone]
 
 
 @needs_data
 def test_batch_tagger_equals_per_row_tagger_on_every_shared_text() -> None:
     texts = _shared_texts()
     assert len(texts) > 10_000 and any(not t.isascii() for t in texts)
-    assert tag_batch(texts).to_pylist() == [tag_text(t) for t in texts]
+    reference = pa.array([tag_text(t) for t in texts], STRATEGY_TYPE)
+    assert tag_batch(texts).equals(reference)
+    for start in range(0, len(texts), 1000):  # in the batches `tag_strategies` hands it, as Arrow
+        assert tag_batch(pa.array(texts[start : start + 1000])).equals(reference[start : start + 1000]), start
