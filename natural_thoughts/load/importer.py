@@ -10,6 +10,7 @@ outlives its batch, so a pool of millions of traces needs the memory of a few ba
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -162,6 +163,13 @@ def convert(job: Job, batch: tuple[int, pa.Table]) -> tuple[pa.Table, list[tuple
     return rows_table(rows, [*job.fixed, *kept, _ROW], f"{job.kind} source {job.name!r}"), bad
 
 
+def convert_to_file(job: Job, folder: Path, batch: tuple[int, pa.Table]) -> tuple[Path, list[tuple[int, str]]]:
+    """`convert`, the table written to an Arrow file in `folder` (named by its first row): a local
+    worker hands back the file's name rather than pickling the rows through a pipe."""
+    table, bad = convert(job, batch)
+    return cache.write(folder / f"{batch[0]}.arrow", [table], table.schema), bad
+
+
 class Numbering:
     """Sample indices in row order across the whole pool: a missing one is the count of the
     problem's earlier samples; a repeated (problem_id, sample_index) is a bad row. Problems: a
@@ -242,7 +250,7 @@ def import_rows(sources: list[Source], what: str, bad: Callable[[str], None], *,
         bad(message)
         skipped.append(message)
 
-    tables = _converted(sources, numbering, record, executor, num_proc)
+    tables = _converted(sources, numbering, record, executor, num_proc, folder / f"{key}-batches")
     pending = next(tables, None)
     layout = pending.schema if pending is not None else pa.schema([(n, _TYPES[n]) for n in jobs[0].fixed])
     segments: list[Path] = []
@@ -278,19 +286,32 @@ class _Faults:
 
 
 def _converted(sources: list[Source], numbering: Numbering, record: Callable[[str], None], executor: str,
-               num_proc: int) -> Iterator[pa.Table]:
-    """Every part's converted batches, numbered, in row order, with a progress bar."""
+               num_proc: int, scratch: Path) -> Iterator[pa.Table]:
+    """Every part's converted batches, numbered, in row order, with a progress bar. Local workers
+    pass their batches through files of `scratch` (each deleted once read: memory-mapped, it is
+    not copied until it is written out)."""
     total = sum(s.rows for s in sources)
+    by_file = executor == "local" and num_proc > 1
     with tqdm(total=total, unit="rows", desc=f"importing {sources[0].job.kind}",
               disable=total < PARALLEL_ROWS) as bar:
-        for source in sources:
-            numbered = _numbered(source.batches(BATCH_ROWS))
-            for table, bad_rows in map_batches(partial(convert, source.job), numbered, executor, num_proc):
-                faults = _Faults(bad_rows, source.where, record)
-                out = numbering.apply(table, faults)
-                faults.upto(float("inf"))
-                bar.update(len(table) + len(bad_rows))
-                yield out
+        try:
+            for part, source in enumerate(sources):
+                numbered = _numbered(source.batches(BATCH_ROWS))
+                folder = scratch / str(part)
+                if by_file:
+                    folder.mkdir(parents=True, exist_ok=True)
+                work = partial(convert_to_file, source.job, folder) if by_file else partial(convert, source.job)
+                for converted, bad_rows in map_batches(work, numbered, executor, num_proc):
+                    table = cache.read(converted).data.table if by_file else converted
+                    faults = _Faults(bad_rows, source.where, record)
+                    out = numbering.apply(table, faults)
+                    faults.upto(float("inf"))
+                    bar.update(len(table) + len(bad_rows))
+                    yield out
+                    if by_file:
+                        converted.unlink()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _numbered(batches: Iterator[pa.Table]) -> Iterator[tuple[int, pa.Table]]:
