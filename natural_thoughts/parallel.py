@@ -12,12 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
-
-import pyarrow as pa
-from datasets import Dataset
-from datasets.table import ConcatenationTable, MemoryMappedTable
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -81,37 +76,3 @@ def _ray(fn: Callable[[In], Out], batches: Iterable[In]) -> Iterator[Out]:
     task = ray.remote(lambda f, batch: f(batch))
     cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
     yield from _windowed(lambda f, batch: task.remote(f, batch), ray.get, fn, batches, IN_FLIGHT * cpus)
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Rows [start, stop) of a dataset whose tables are all memory-mapped files: pickled, it is the
-    files' names (a few KB), and a worker reads the rows itself instead of receiving their values."""
-
-    ds: Dataset
-    start: int
-    stop: int
-
-
-def in_files(ds: Dataset) -> bool:
-    """Whether every table of `ds` (and its indices mapping) is a memory-mapped file."""
-    table = ds.data
-    blocks = [b for row in table.blocks for b in row] if isinstance(table, ConcatenationTable) else [table]
-    indices = getattr(ds, "_indices", None)
-    return all(isinstance(b, MemoryMappedTable) for b in blocks) and (indices is None or isinstance(indices, MemoryMappedTable))
-
-
-def row_batches(ds: Dataset, size: int, executor: str, num_proc: int) -> Iterator[pa.Table | Rows]:
-    """`ds` in batches of `size` rows for `map_batches`: as `Rows` when they go to local processes
-    and `ds` lives in files (no values are copied to the workers), else as Arrow tables (a Ray
-    worker may run on a machine without the files)."""
-    view = ds.with_format("arrow")
-    by_name = executor == "local" and num_proc > 1 and in_files(ds)
-    for start in range(0, len(view), size):
-        stop = min(start + size, len(view))
-        yield Rows(view, start, stop) if by_name else view[start:stop]
-
-
-def rows_table(batch: pa.Table | Rows) -> pa.Table:
-    """The rows of a `row_batches` batch, read here if it came as `Rows`."""
-    return batch.ds[batch.start : batch.stop] if isinstance(batch, Rows) else batch

@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 from datasets import Dataset
+from datasets import config as datasets_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,9 +57,11 @@ def test_batch_tagger_equals_per_row_tagger_on_shared_files(pools: dict[str, Dat
 
 
 @needs_data
-def test_tagging_in_two_processes_and_small_batches_changes_nothing(pools: dict[str, Dataset]) -> None:
+def test_tagging_in_two_processes_and_small_batches_changes_nothing(pools: dict[str, Dataset], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ds = pools[FILES[0].name]
     one = tag_strategies(ds, num_proc=1)
+    monkeypatch.setattr(datasets_config, "HF_DATASETS_CACHE", str(tmp_path))  # nothing cached to reuse
     two = tag_strategies(ds, num_proc=2, batch_size=64)
     assert two["label.strategies"] == one["label.strategies"]
     assert two.column_names == one.column_names and two.features == one.features

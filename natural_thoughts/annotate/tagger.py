@@ -18,7 +18,7 @@ from datasets import Dataset
 
 from .. import cache
 from ..llm.store import fingerprint_hash
-from ..parallel import Rows, check_executor, map_batches, processes, row_batches, rows_table
+from ..parallel import check_executor, map_batches, processes
 from ..schema import require_columns
 from .annotators import STRATEGY_TYPE
 from .taxonomy import STRATEGIES
@@ -346,17 +346,12 @@ def tag_strategies(traces: Dataset, column: str = "label.strategies", batch_size
     sources = [c for c in ("reasoning", "completion") if c in traces.column_names]
     if not sources:
         require_columns(traces.column_names, ["reasoning"], "tag_strategies")
-    procs = processes(num_proc, len(traces))
-    batches = row_batches(traces.select_columns(sources), batch_size, executor, procs)
-    labels = map_batches(_tag_rows, batches, executor, procs)
+    view = traces.select_columns(sources).with_format("arrow")
+    batches = (_texts(view[start : start + batch_size]) for start in range(0, len(view), batch_size))
+    labels = map_batches(tag_batch, batches, executor, processes(num_proc, len(view)))
     key = fingerprint_hash([traces._fingerprint, "tagger", column, cache.code_version(__file__)])
     tables = (pa.table({column: chunk}) for chunk in labels)
     return cache.attach(traces, tables, pa.schema([(column, STRATEGY_TYPE)]), key)
-
-
-def _tag_rows(batch: pa.Table | Rows) -> pa.Array:
-    """`tag_batch` of the text of each row of a `row_batches` batch."""
-    return tag_batch(_texts(rows_table(batch)))
 
 
 def present_strategies(value: Any, row: int, column: str) -> set[str]:

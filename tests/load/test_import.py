@@ -42,6 +42,7 @@ def test_processes_and_batch_sizes_give_the_same_rows_as_one_batch(fresh_cache: 
     monkeypatch.setattr(importer, "BATCH_ROWS", 37)
     split = load_traces(files[0], preset="skythought_eval", num_proc=2)
     assert _rows(split) == _rows(whole) and split.features == whole.features
+    assert not list(fresh_cache.rglob("*-batches")), "the workers' batch files outlived the import"
     assert whole.cache_files and len(whole) == sum(1 for line in open(files[0]) if line.strip())
 
 
