@@ -13,6 +13,7 @@ same parse + lengths + tags work as a naive per-row Python loop and with pandas 
 `--compare-rows` rows; their per-row cost is compared with the library's), side by side.
 
     python benchmarks/scale.py [--sizes 10000,100000,1000000] [--dedup-rows 20000,100000] [--json out.json]
+                               [--memory-limit 2]   # each size under a 2 GB cgroup cap (root)
 
 Last, NearDedup's embedding search (exact vs the HNSW index) on vectors spread around the real
 questions' embeddings, one in ten a near-duplicate.
