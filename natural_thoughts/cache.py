@@ -44,9 +44,14 @@ def code_version(*modules: str) -> str:
     return f"{version('natural-thoughts')}/{code}"
 
 
+def read_table(path: Path) -> MemoryMappedTable:
+    """The Arrow stream file at `path` as a memory-mapped table (nothing is copied)."""
+    return MemoryMappedTable.from_file(str(path))
+
+
 def read(path: Path, key: str | None = None) -> Dataset:
     """The Arrow stream file at `path` as a memory-mapped Dataset (fingerprint `key`)."""
-    return Dataset(MemoryMappedTable.from_file(str(path)), fingerprint=key)
+    return Dataset(read_table(path), fingerprint=key)
 
 
 def write(path: Path, tables: Iterable[pa.Table], schema: pa.Schema) -> Path:

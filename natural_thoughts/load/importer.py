@@ -302,7 +302,7 @@ def _converted(sources: list[Source], numbering: Numbering, record: Callable[[st
                     folder.mkdir(parents=True, exist_ok=True)
                 work = partial(convert_to_file, source.job, folder) if by_file else partial(convert, source.job)
                 for converted, bad_rows in map_batches(work, numbered, executor, num_proc):
-                    table = cache.read(converted).data.table if by_file else converted
+                    table = cache.read_table(converted).table if by_file else converted
                     faults = _Faults(bad_rows, source.where, record)
                     out = numbering.apply(table, faults)
                     faults.upto(float("inf"))
@@ -357,7 +357,7 @@ def _join(segments: list[Path], path: Path) -> None:
     if len(segments) == 1:
         segments[0].replace(path)
         return
-    tables = [cache.read(s).data.table for s in segments]
+    tables = [cache.read_table(s).table for s in segments]
     unified = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
     cache.write(path, (_fit(t, unified) for t in tables), unified)  # the unified schema fits every segment
     for s in segments:
