@@ -25,9 +25,11 @@ class CountingModel:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.encoded = 0
+        self.batch_sizes: list[int] = []
 
     def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
         self.encoded += len(texts)
+        self.batch_sizes.append(kwargs["batch_size"])
         return self.model.encode(texts, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -85,6 +87,17 @@ def test_cache_hit_encodes_nothing(tmp_path: Path) -> None:
     assert len(list(tmp_path.rglob("*.keys.npy"))) == 2  # one shard per call that encoded something
     embed(texts[:3], model=model, cache_dir=tmp_path / "elsewhere")
     assert model.encoded == 64
+
+
+@needs_data
+def test_batch_size_follows_the_device(tmp_path: Path) -> None:
+    texts = gsm8k(30)
+    model = CountingModel(load_model())
+    default = embed(texts, model=model, cache_dir=tmp_path / "default")
+    assert model.batch_sizes == [embed_module.CPU_BATCH_SIZE]  # the test model runs on the CPU
+    wide = embed(texts, model=model, batch_size=64, cache_dir=tmp_path / "wide")
+    assert model.batch_sizes[-1] == 64
+    np.testing.assert_allclose(default, wide, atol=1e-5)  # padding changes only the last bits
 
 
 def test_cache_env_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,12 +100,12 @@ class ClusterUniform(Selector):
     nearest centroid. Without `fit`, `select` clusters the dataset it is given (nothing stored).
     KMeans up to 10,000 distinct texts, MiniBatchKMeans above; `n_clusters` is clipped to the
     number of distinct texts. The model reads at most its max_seq_length (256 word pieces for
-    all-MiniLM-L6-v2), so on long reasoning the clusters reflect how traces open. `executor="ray"`
-    embeds as Ray tasks (`embed`).
+    all-MiniLM-L6-v2), so on long reasoning the clusters reflect how traces open. `batch_size`
+    texts are embedded at a time (None: by device, `embed`). `executor="ray"` embeds as Ray tasks.
     """
 
     def __init__(self, on: str = "problem", model: Any = DEFAULT_MODEL, n_clusters: int = 50,
-                 k: int | None = None, seed: int = 0, batch_size: int = 64, executor: str = "local") -> None:
+                 k: int | None = None, seed: int = 0, batch_size: int | None = None, executor: str = "local") -> None:
         self.on = on
         self.model = model
         self.n_clusters = n_clusters
