@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
 from itertools import islice
 from dataclasses import dataclass
 
@@ -28,8 +29,12 @@ SOL_OPEN, SOL_CLOSE = "<|begin_of_solution|>", "<|end_of_solution|>"
 THINK_MARKERS = (THINK_OPEN, THINK_CLOSE)
 SKY_MARKERS = (SKY_OPEN, SKY_CLOSE, SOL_OPEN, SOL_CLOSE)
 _LONGEST_MARKER = max(len(m) for m in (*THINK_MARKERS, *SKY_MARKERS))
+_PARTIAL_MARKERS = frozenset(m[:size] for m in (*THINK_MARKERS, *SKY_MARKERS) for size in range(2, len(m)))
+"""What a marker cut off by the end of a text leaves: its first characters, two or more, not all."""
+_THINK_MARKER, _SKY_MARKER = (re.compile("|".join(map(re.escape, m))) for m in (THINK_MARKERS, SKY_MARKERS))
+"""Any of the markers: one regex scan tells whether a text holds one, where `in` takes a scan each."""
 
-_BOX_CMD = re.compile(r"\\(?:boxed|fbox)")
+_BOXED, _FBOX = "\\boxed", "\\fbox"
 _BRACE_TOKEN = re.compile(r"\\[\\{}]|[{}]")
 """A brace, or a backslash escaping a brace or a backslash (other escapes skip a harmless char)."""
 _FINAL_IS = re.compile(r"final answer is\b[ \t:]*([^\n]*)", re.IGNORECASE)
@@ -37,6 +42,11 @@ _ANSWER_LINE = re.compile(r"\banswer[ \t]*(?:\*\*[ \t]*)?:[ \t]*([^\n]*)", re.IG
 _BARE = re.compile(r"[^\s$]*")
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 _CHOICE = re.compile(r"\b(?i:answer is)[ \t]*(?::[ \t]*)?\(?([A-J])\)?(?![A-Za-z0-9])")
+_STATEMENTS = (
+    (_FINAL_IS, "final answer is"), (_ANSWER_LINE, "answer"), (_GSM8K, "####"), (_CHOICE, "answer is"))
+"""The patterns of a stated answer by priority, each with a lowercase literal that all its matches
+hold: an ASCII text whose lowered copy lacks it needs no scan (there, IGNORECASE matches only the
+ASCII case variants; elsewhere "ſ" matches "s", "ı" and "İ" match "i")."""
 _SENTENCE_END = re.compile(r"\.\s")
 _LETTER = re.compile(r"\(?([A-J])\)?")
 
@@ -57,11 +67,14 @@ class ParsedTrace:
     """think | sky | chain | plain | separate."""
 
 
-def _drop_markers(text: str, markers: tuple[str, ...]) -> str:
-    """`text` without any of `markers`, stripped of surrounding whitespace."""
-    while any(marker in text for marker in markers):  # removing one may join another
-        for marker in markers:
-            text = text.replace(marker, "")
+def _drop_markers(text: str, markers: re.Pattern[str]) -> str:
+    """`text` without any of `markers` (`_THINK_MARKER` or `_SKY_MARKER`), stripped of surrounding
+    whitespace. Removing one may join another, so passes repeat until none is left; no two markers
+    overlap (each holds its only `<` first and its only `>` last), so the order of removal never
+    changes the result."""
+    removed = 1
+    while removed and "<" in text:  # every marker starts with "<": most texts hold none once rid of them
+        text, removed = markers.subn("", text)
     return text.strip()
 
 
@@ -71,10 +84,10 @@ def _split_think(text: str) -> tuple[str, str, bool]:
     no marker at all is read the same way (a template-opened reasoning that never closed)."""
     end = text.find(THINK_CLOSE)
     if end < 0:
-        reasoning = _drop_markers(text, THINK_MARKERS)
+        reasoning = _drop_markers(text, _THINK_MARKER)
         return reasoning, "", bool(reasoning)
-    reasoning = _drop_markers(text[:end], THINK_MARKERS)
-    return reasoning, _drop_markers(text[end + len(THINK_CLOSE) :], THINK_MARKERS), False
+    reasoning = _drop_markers(text[:end], _THINK_MARKER)
+    return reasoning, _drop_markers(text[end + len(THINK_CLOSE) :], _THINK_MARKER), False
 
 
 def _split_sky(text: str) -> tuple[str, str, bool] | None:
@@ -86,12 +99,12 @@ def _split_sky(text: str) -> tuple[str, str, bool] | None:
     if not ends:
         if SKY_OPEN not in text:
             return None
-        return _drop_markers(text, SKY_MARKERS), "", True
+        return _drop_markers(text, _SKY_MARKER), "", True
     end, marker = min(ends)
     rest = text[end + len(marker) :]
     stop = rest.find(SOL_CLOSE)
     answer = rest if stop < 0 else rest[:stop]
-    return _drop_markers(text[:end], SKY_MARKERS), _drop_markers(answer, SKY_MARKERS), False
+    return _drop_markers(text[:end], _SKY_MARKER), _drop_markers(answer, _SKY_MARKER), False
 
 
 def format_for_prompt(format: str, prompt: str | None) -> str:
@@ -146,16 +159,29 @@ def _closing_brace(text: str, i: int) -> int | None:
     return None
 
 
+def _boxes_from_last(text: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, end) of each `\\boxed` / `\\fbox` in `text[start:]`, last first, found by `rfind` from
+    the end (most texts need only their last box). No two commands overlap (each holds a backslash
+    only as its first character), so these are all the occurrences a left-to-right scan finds."""
+    boxed, fbox = text.rfind(_BOXED, start), text.rfind(_FBOX, start)
+    while boxed >= 0 or fbox >= 0:
+        if boxed > fbox:
+            yield boxed, boxed + len(_BOXED)
+            boxed = text.rfind(_BOXED, start, boxed)
+        else:
+            yield fbox, fbox + len(_FBOX)
+            fbox = text.rfind(_FBOX, start, fbox)
+
+
 def _last_boxed(text: str) -> str | None:
     """The content of the last complete `\\boxed{…}` / `\\fbox{…}` (or `\\boxed 5`) in `text`;
     unclosed ones (a cut-off text) are passed over, an empty last box gives None.
 
     The last box's group is closed by a scan from it (usually a few characters); only when that
     finds it unclosed are all groups paired in one pass, so any text costs at most two scans."""
-    matches = list(_BOX_CMD.finditer(text))
     pairs: dict[int, int] | None = None
-    for match in reversed(matches):
-        i = match.end()
+    for _, command_end in _boxes_from_last(text):
+        i = command_end
         if i < len(text) and text[i].isalpha():
             continue  # another macro, e.g. \boxedsymbol
         while i < len(text) and text[i] in " \t":
@@ -166,7 +192,7 @@ def _last_boxed(text: str) -> str | None:
                 pairs = _brace_pairs(text)
             if close is not None:
                 return text[i + 1 : close].strip() or None
-        elif i > match.end() and (bare := _BARE.match(text, i)) and bare.group().rstrip("."):
+        elif i > command_end and (bare := _BARE.match(text, i)) and bare.group().rstrip("."):
             return bare.group().rstrip(".")
     return None
 
@@ -199,8 +225,9 @@ def extract_final_answer(text: str) -> str | None:
     boxed = _last_boxed(text)
     if boxed is not None:
         return boxed
-    for pattern in (_FINAL_IS, _ANSWER_LINE, _GSM8K, _CHOICE):
-        value = _last(pattern, text)
+    lowered = text.lower() if text.isascii() else None
+    for pattern, literal in _STATEMENTS:
+        value = _last(pattern, text) if lowered is None or literal in lowered else None
         if value is not None:
             return value
     return None
@@ -226,7 +253,8 @@ CONCLUDING_PARAGRAPHS = 2
 """How many closing paragraphs may hold a marker-less chain's answer (e.g. a conclusion and a box)."""
 _CONCLUSION = re.compile(r"\b(?:therefore|thus|hence|so|in conclusion|in summary|finally|overall|answer)\b",
                          re.IGNORECASE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\\$(])")
+_SENTENCE_BREAK = re.compile(r"[.!?]\s+(?=[A-Z\\$(])")
+"""A sentence's closing punctuation and the spaces after it, before the next sentence's start."""
 _STATED = re.compile(r"(?:\b(?:is|are|equals|equal to|be)\b|=)\s*")
 _VALUE_START = re.compile(r"[-+\d\\({\[|.\u221a\u03c0]")
 """A stated value starts like a number or an expression; otherwise only a name (1-2 capitalised
@@ -242,6 +270,25 @@ LOOP_WINDOW, LOOP_RATIO = 2000, 0.1
 stuck in a repetition loop. On the shared files loops compress to 0.01–0.09, prose and LaTeX to 0.11+."""
 _ASCII_CHAIN_CUES = re.compile(CHAIN_CUES.pattern, CHAIN_CUES.flags & ~re.IGNORECASE)
 """`CHAIN_CUES` for lowercased ASCII text: the same matches, several times faster than IGNORECASE."""
+
+
+def _paragraph_starts(text: str, end: int, count: int) -> list[int]:
+    """The last `count` paragraph starts up to `end` (0 and the end of each `_PARAGRAPH_BREAK`), as a
+    scan of the whole text finds them, where `end` cuts no break (the text's end, or just before a
+    character other than a space, tab or newline). Only a window before `end` is scanned, widened
+    until it holds enough: it opens after a character that no break holds, so no break of the whole
+    text straddles its start and from there both scans find the same breaks."""
+    size = 512  # 9 in 10 closing pairs of paragraphs are shorter
+    while True:
+        start = max(end - size, 0)
+        while start and text[start - 1] in " \t\n":
+            start -= 1
+        starts = [m.end() for m in _PARAGRAPH_BREAK.finditer(text, start, end)]
+        if not start:
+            return ([0] + starts)[-count:]
+        if len(starts) >= count:
+            return starts[-count:]
+        size *= 4
 
 
 def is_chain(text: str) -> bool:
@@ -271,10 +318,11 @@ def prose_answer(text: str) -> str | None:
         return None
     paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
     for n, paragraph in enumerate(reversed(paragraphs[-CONCLUDING_PARAGRAPHS:])):
-        sentence = ([s for s in _SENTENCE.split(paragraph) if s.strip()] or [""])[-1].strip()
-        concludes = n == 0 or _CONCLUSION.search(sentence)
+        sentence = paragraph[_last_sentence_start(paragraph) :].strip()
+        if not sentence.endswith(_TERMINAL) or not (n == 0 or _CONCLUSION.search(sentence)):
+            continue
         stated = list(_STATED.finditer(sentence))
-        if not (concludes and stated and sentence.endswith(_TERMINAL)):
+        if not stated:
             continue
         value = sentence[stated[-1].end():]
         for wrapper in ("\\(", "\\)", "\\[", "\\]", "**", "$"):
@@ -288,12 +336,21 @@ def prose_answer(text: str) -> str | None:
     return None
 
 
+def _last_sentence_start(paragraph: str) -> int:
+    """Where the last sentence of `paragraph` starts (0 when it is one sentence)."""
+    start = 0
+    for match in _SENTENCE_BREAK.finditer(paragraph):
+        start = match.end()
+    return start
+
+
 def _ends_complete(text: str) -> bool:
     """Whether a text ends like a finished sentence or formula: a closing character, and its last
     paragraph's parentheses and braces balanced (a text cut inside "(1." is not finished)."""
-    last = _PARAGRAPH_BREAK.split(text.rstrip())[-1]
+    text = text.rstrip()
+    last = text[_paragraph_starts(text, len(text), 1)[0] :]
     balanced = last.count("(") == last.count(")") and last.count("{") == last.count("}")
-    return text.rstrip().endswith(_TERMINAL) and balanced
+    return text.endswith(_TERMINAL) and balanced
 
 
 def _stated_answer(text: str) -> tuple[str | None, bool]:
@@ -307,31 +364,45 @@ def _stated_answer(text: str) -> tuple[str | None, bool]:
 
 def _answer_headers(body: str, start: int) -> list[int]:
     """Where `_ANSWER_HEADER` matches in `body` from `start` on. A header spans no newline, so an
-    earlier one never hides a later one; an ASCII text without "answer" after `start` has none
-    (IGNORECASE matches only ASCII case variants there)."""
-    if body.isascii() and "answer" not in body[start:].lower():
-        return []
+    earlier one never hides a later one; in an ASCII text (where IGNORECASE matches only ASCII case
+    variants) none starts before the line of the first "answer" after `start`, so the scan starts
+    there, and a text without one has none."""
+    if body.isascii():
+        first = body[start:].lower().find("answer")
+        if first < 0:
+            return []
+        start = max(start, body.rfind("\n", start, start + first) + 1)
     if start < 1:
         return [m.start() for m in _ANSWER_HEADER.finditer(body, start)]
     return [m.start() + 1 for m in _HEADER_AFTER_NEWLINE.finditer(body, start - 1)]
 
 
-def _split_chain(text: str) -> tuple[str, str, bool]:
-    """(reasoning, answer, False) for a chain of thought without markers. The answer is the last
-    "Final Answer"/"Answer:" section in the second half of the text, else the closing paragraphs
-    that state a final answer, else the paragraph of the last box in the second half; when none can
-    be told apart, the whole text is reasoning."""
+def _split_chain(text: str) -> tuple[tuple[str, str, bool], tuple[str | None, bool] | None]:
+    """((reasoning, answer, False), stated) for a chain of thought without markers. The answer is
+    the last "Final Answer"/"Answer:" section in the second half of the text, else the closing
+    paragraphs when they state a final answer, else the paragraph of the last box in the second
+    half; when none can be told apart, the whole text is reasoning. `stated` is the answer's
+    `_stated_answer` when finding the answer read it already (leading whitespace, which the answer
+    drops, changes nothing it reads), else None.
+
+    Of the closing paragraphs, only the text from the first on is read: where that states nothing,
+    so does the text from a later one, since its boxes and answer lines (none spans a paragraph
+    break) are the first text's too, and `prose_answer` reads the same last paragraph first."""
     body = text.strip()
     headers = _answer_headers(body, len(body) // 2)
-    starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(body)]
-    closing = starts[-CONCLUDING_PARAGRAPHS:] if body else []  # a stripped body: every paragraph holds text
-    found = headers[-1:] or [i for i in closing if _stated_answer(body[i:])[0] is not None][:1]
-    boxes = [m.start() for m in _BOX_CMD.finditer(body) if m.start() >= len(body) // 2]
-    if not found and boxes:  # the paragraph of the last box, when later ones state nothing
-        found = [max(i for i in starts if i <= boxes[-1])]
-    if not found or not body[: found[0]].strip():
-        return body, "", False
-    return body[: found[0]].strip(), body[found[0] :].strip(), False
+    if headers:
+        found, stated = headers[-1], None
+    else:
+        found = _paragraph_starts(body, len(body), CONCLUDING_PARAGRAPHS)[0]
+        stated = _stated_answer(body[found:])
+        if stated[0] is None:
+            found, stated = None, None
+    if found is None and (box := next(_boxes_from_last(body, len(body) // 2), None)):
+        found = _paragraph_starts(body, box[0], 1)[0]  # the last box's, when the closing ones state nothing
+    reasoning = "" if found is None else body[:found].strip()
+    if not reasoning:
+        return (body, "", False), None
+    return (reasoning, body[found:].strip(), False), stated
 
 
 def cut_off(text: str, final_answer: str | None, unterminated: bool) -> bool:
@@ -349,12 +420,9 @@ def _without_partial_marker(text: str) -> tuple[str, bool]:
     """`text` without a marker cut off at its very end ("…\\boxed{32}.<|end_of_"), and whether
     there was one: such a text ran out of tokens while closing a section."""
     tail = text.rstrip()
-    if "<" not in tail[-_LONGEST_MARKER:]:  # every marker starts with "<": most texts stop here
-        return text, False
-    for marker in (*THINK_MARKERS, *SKY_MARKERS):
-        for size in range(len(marker) - 1, 1, -1):
-            if tail.endswith(marker[:size]):
-                return tail[:-size], True
+    start = tail.rfind("<", max(len(tail) - _LONGEST_MARKER, 0))  # a marker's only "<" is its first
+    if start >= 0 and tail[start:] in _PARTIAL_MARKERS:
+        return tail[:start], True
     return text, False
 
 
@@ -363,9 +431,9 @@ def _detect(text: str) -> str:
     thought (`is_chain`) or plain."""
     if "<" not in text:  # every marker starts with "<": most texts stop here
         return _marker_less(text)
-    if THINK_OPEN in text or THINK_CLOSE in text:
+    if _THINK_MARKER.search(text):
         return "think"
-    if any(m in text for m in SKY_MARKERS):
+    if _SKY_MARKER.search(text):
         return "sky"
     return _marker_less(text)
 
@@ -411,12 +479,13 @@ def parse_trace(
     elif used == "sky":
         split = _split_sky(text)
         used = "sky" if split is not None else _marker_less(text)
+    stated: tuple[str | None, bool] | None = None
     if used == "chain":
-        split = _split_chain(text)
+        split, stated = _split_chain(text)
     if split is None:
         used, split = "plain", ("", text.strip(), False)
     thought, answer, unterminated = split
-    final, prose = _stated_answer(answer)
+    final, prose = _stated_answer(answer) if stated is None else stated
     stated_limit = tokens is not None and max_tokens is not None and tokens >= max_tokens
     guessed = finish_reason is None and (cut_in_marker or cut_off(text, final, unterminated))
     raised = {

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from natural_thoughts.parse import FORMATS, extract_final_answer, parse_trace
-from natural_thoughts.parse import _ANSWER_HEADER, _answer_headers, _brace_pairs, _closing_brace
+from natural_thoughts.parse import CONCLUDING_PARAGRAPHS, FORMATS, SKY_MARKERS, THINK_MARKERS
+from natural_thoughts.parse import extract_final_answer, parse_trace
+from natural_thoughts.parse import _ANSWER_HEADER, _PARAGRAPH_BREAK, _SKY_MARKER, _THINK_MARKER
+from natural_thoughts.parse import _answer_headers, _boxes_from_last, _brace_pairs, _closing_brace, _drop_markers
+from natural_thoughts.parse import _paragraph_starts, _split_chain, _stated_answer, _without_partial_marker
 from natural_thoughts.schema import FLAGS
 
 from tests.conftest import DATA, needs_data
@@ -192,6 +195,82 @@ def test_answer_headers_from_the_middle_equal_a_full_scan(parts: list[str]) -> N
     text = "".join(parts)
     half = len(text) // 2
     assert _answer_headers(text, half) == [m.start() for m in _ANSWER_HEADER.finditer(text) if m.start() >= half]
+
+
+# --- fast paths equal the straightforward readings -----------------------------------------------
+
+paragraph_texts = st.lists(st.sampled_from(["\n", "\n\n\n", " ", "\t", " \t" * 150, "\n \n" * 40, "x", "y" * 300,
+                                            "\u3000", "\\boxed{1}"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=paragraph_texts, count=st.integers(1, 3))
+def test_paragraph_starts_from_a_window_equal_a_full_scan(parts: list[str], count: int) -> None:
+    text = "".join(parts)  # long runs of breaks, so that windows open inside them
+    starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(text)]
+    solid = [i for i, char in enumerate(text) if char not in " \t\n"]  # an end there cuts no break
+    for end in [len(text), *solid[:: max(1, len(solid) // 200)]]:
+        assert _paragraph_starts(text, end, count) == [i for i in starts if i <= end][-count:]
+
+
+box_texts = st.lists(st.sampled_from(["\\", "\\\\", "boxed", "fbox", "\\boxed", "\\fbox{", "b", "x"]), max_size=30)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=box_texts, start=st.integers(0, 40))
+def test_boxes_from_last_equal_a_regex_scan(parts: list[str], start: int) -> None:
+    text = "".join(parts)
+    found = [(m.start(), m.end()) for m in re.finditer(r"\\(?:boxed|fbox)", text) if m.start() >= start]
+    assert list(_boxes_from_last(text, start)) == found[::-1]
+
+
+marker_texts = st.lists(
+    st.sampled_from([*MARKERS, "<th", "ink>", "<|begin_of_", "thought|>", "<|end_of_sol", "<", "x", " "]), max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=marker_texts)
+def test_marker_removal_and_cut_markers_equal_the_plain_loops(parts: list[str]) -> None:
+    text = "".join(parts)
+    for markers, pattern in ((THINK_MARKERS, _THINK_MARKER), (SKY_MARKERS, _SKY_MARKER)):
+        expected = text
+        while any(marker in expected for marker in markers):
+            for marker in markers:
+                expected = expected.replace(marker, "")
+        assert _drop_markers(text, pattern) == expected.strip()
+    tail = text.rstrip()
+    cut = [(tail[:-size], True) for m in MARKERS for size in range(len(m) - 1, 1, -1) if tail.endswith(m[:size])]
+    assert _without_partial_marker(text) == (cut or [(text, False)])[0]
+
+
+chain_texts = st.lists(st.sampled_from(["\n", "\n\n", "\n\n\n", "\n \n", " ", "\u3000", "x", "Wait.", "So x = 5.",
+                                        "It is 7.", "\\boxed{2}", "\\boxed{", "}", "\\fbox{}", "Answer: 3",
+                                        "**Final Answer**", "("]), max_size=30)
+
+
+def _split_chain_reference(text: str) -> tuple[str, str]:
+    """`_split_chain` read the plain way: every paragraph start found, every closing paragraph read."""
+    body = text.strip()
+    half = len(body) // 2
+    headers = [m.start() for m in _ANSWER_HEADER.finditer(body) if m.start() >= half]
+    starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(body)]
+    closing = starts[-CONCLUDING_PARAGRAPHS:]
+    found = headers[-1:] or [i for i in closing if _stated_answer(body[i:])[0] is not None][:1]
+    boxes = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)", body) if m.start() >= half]
+    if not found and boxes:
+        found = [max(i for i in starts if i <= boxes[-1])]
+    if not found or not body[: found[0]].strip():
+        return body, ""
+    return body[: found[0]].strip(), body[found[0] :].strip()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(parts=chain_texts)
+def test_split_chain_equals_the_plain_reading(parts: list[str]) -> None:
+    text = "".join(parts)
+    (reasoning, answer, unterminated), stated = _split_chain(text)
+    assert (reasoning, answer) == _split_chain_reference(text) and not unterminated
+    assert stated is None or stated == _stated_answer(answer)
 
 
 # --- never raises --------------------------------------------------------------------------------

@@ -101,17 +101,26 @@ class Job:
     fixed: tuple[str, ...] = ()
 
 
-def _problem(row: dict[str, Any], job: Job) -> dict[str, Any]:
-    """One source row as our problem columns (+ kept columns); the rest goes into `extra`."""
+def _unused(job: Job, names: list[str]) -> tuple[list[str], list[str]]:
+    """The source columns `job` does not map, as (kept as columns, packed into `extra`)."""
+    unused = [name for name in names if name not in job.used]
+    return [n for n in unused if is_kept(n)], [n for n in unused if not is_kept(n)]
+
+
+def _problem(row: dict[str, Any], job: Job, unused: tuple[list[str], list[str]]) -> dict[str, Any]:
+    """One source row as our problem columns (+ the kept columns of `unused`); the others go into
+    `extra`."""
     out = {ours: row[src] for ours, src in job.mapping.items()}
     extra = out.get("extra") or {}  # a source's own `extra` (JSON text) is kept and added to
     try:
         extra = dict(json.loads(extra) if isinstance(extra, str) else extra)
     except (ValueError, TypeError) as e:
         raise BadRow(f"extra is not a JSON object ({e})") from e
-    for key, value in row.items():
-        if key not in job.used:
-            (out if is_kept(key) else extra).setdefault(key, value)
+    kept, packed = unused
+    for key in kept:
+        out.setdefault(key, row[key])
+    for key in packed:
+        extra.setdefault(key, row[key])
     out["extra"] = extra
     if job.spec and job.spec.fix:
         job.spec.fix(out)
@@ -151,10 +160,10 @@ def convert(job: Job, batch: tuple[int, pa.Table]) -> tuple[pa.Table, list[tuple
     """One batch of source rows (numbered from `start`) as our columns, with a `__row` column, and
     the rows that cannot be converted as (row number, why)."""
     start, table = batch
-    rows, bad = [], []
+    rows, bad, unused = [], [], _unused(job, table.column_names)
     for i, row in enumerate(table.to_pylist(), start):
         try:
-            out = _problem(row, job)
+            out = _problem(row, job, unused)
             rows.append(_trace(out, job) if job.kind == "traces" else out)
             out[_ROW] = i
         except BadRow as e:
