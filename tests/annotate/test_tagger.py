@@ -211,3 +211,18 @@ def test_batch_tagger_equals_per_row_tagger_on_every_shared_text() -> None:
     assert tag_batch(texts).equals(reference)
     for start in range(0, len(texts), 1000):  # in the batches `tag_strategies` hands it, as Arrow
         assert tag_batch(pa.array(texts[start : start + 1000])).equals(reference[start : start + 1000]), start
+
+
+def test_batch_tagger_matches_the_per_row_tagger_on_hard_cases() -> None:
+    """Cases `tag_batch` must get right, checked against `tag_text`: a marker right after a letter
+    before and after the first rare marker, in one batch and repeated in a larger one, and markers
+    after many multi-byte characters (the evidence windows must stay on character offsets), with a
+    non-ASCII number ending a `step \\d+` match and the Kelvin sign, whose lowercase is ASCII."""
+    texts = ["Suppose so. Then xwait, wait.", "xwait, then suppose, wait", "Roughly: xsuppose wait",
+             "é" * 50 + " wait, " + "中" * 30 + " step ١٢٣" + "ü" * 45 + " so far",
+             "🙂" * 60 + " roughly " + "Σ" * 20 + "xwait wait " + "ß" * 41 + " wait",
+             "ſ" * 45 + " Let me verify, plug ① back", "go bac\u212a, wait"]
+    for batch in (texts, texts * 20):
+        tagged = tag_batch(batch)
+        assert tagged.to_pylist() == [tag_text(t) for t in batch]
+        assert tagged.equals(pa.array([tag_text(t) for t in batch], STRATEGY_TYPE))
