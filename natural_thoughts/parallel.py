@@ -12,6 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any, Literal, TypeVar, get_args
 
 In = TypeVar("In")
@@ -37,20 +38,43 @@ def processes(num_proc: int | None, rows: int) -> int:
     return num_proc or ((os.cpu_count() or 1) if rows >= PARALLEL_ROWS else 1)
 
 
-def map_batches(fn: Callable[[In], Out], batches: Iterable[In], executor: str = "local",
-                num_proc: int = 1) -> Iterator[Out]:
+def map_batches(fn: Callable[..., Out], batches: Iterable[In], executor: str = "local",
+                num_proc: int = 1, shared: Any = None) -> Iterator[Out]:
     """`fn(batch)` for every batch, in order. `executor="local"` runs `fn` here (`num_proc=1`) or in
     `num_proc` forked processes; `"ray"` runs each batch as a Ray task on the running cluster (or on
     a local one started here; `RAY_ADDRESS` joins an existing one). `fn` must be picklable (a
-    module-level function or a `functools.partial` of one) for processes and Ray."""
+    module-level function or a `functools.partial` of one) for processes and Ray.
+
+    With `shared` (local only), `fn(shared, batch)` is called instead: forked processes inherit
+    `shared` once, e.g. a memory-mapped dataset whose rows each batch names, rather than receive
+    it, or the rows, with every batch."""
     check_executor(executor, "map_batches")
     if executor == "ray":
+        if shared is not None:
+            raise ValueError("map_batches: `shared` is inherited by forked processes; Ray tasks need "
+                             "their inputs in the batches")
         yield from _ray(fn, batches)
     elif num_proc > 1:
-        with ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context("fork")) as pool:
-            yield from _windowed(pool.submit, lambda future: future.result(), fn, batches, IN_FLIGHT * num_proc)
+        fork = multiprocessing.get_context("fork")
+        inherit = {} if shared is None else {"initializer": _inherit, "initargs": (shared,)}
+        work = fn if shared is None else partial(_with_inherited, fn)
+        with ProcessPoolExecutor(num_proc, mp_context=fork, **inherit) as pool:  # a fork pickles no initargs
+            yield from _windowed(pool.submit, lambda future: future.result(), work, batches, IN_FLIGHT * num_proc)
     else:
-        yield from map(fn, batches)
+        yield from (fn(batch) if shared is None else fn(shared, batch) for batch in batches)
+
+
+_inherited: Any = None
+"""In a process forked by `map_batches`, the `shared` object it was given."""
+
+
+def _inherit(shared: Any) -> None:
+    global _inherited
+    _inherited = shared
+
+
+def _with_inherited(fn: Callable[..., Out], batch: Any) -> Out:
+    return fn(_inherited, batch)
 
 
 def _windowed(submit: Callable[..., Any], result: Callable[[Any], Out], fn: Callable[[In], Out],

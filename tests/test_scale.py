@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from natural_thoughts.annotate.tagger import tag_batch, tag_strategies, tag_text
 from natural_thoughts.load.sources import load_traces
+from natural_thoughts.parallel import map_batches
 from natural_thoughts.parse import CHAIN_CUES, MIN_CHAIN_BREAKS, MIN_CHAIN_CHARS, MIN_CHAIN_CUES
 from natural_thoughts.parse import _PARAGRAPH_BREAK, _brace_pairs, is_chain
 from natural_thoughts.schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE
@@ -224,3 +225,20 @@ def test_ray_paths_equal_the_local_paths(tiny_model_dir: Path, tmp_path: Path, m
     assert remote_vectors.shape == local_vectors.shape and abs(remote_vectors - local_vectors).max() < 1e-5
     with pytest.raises(ValueError, match="executor"):
         tag_strategies(local, executor="dask")
+
+
+
+def _sum_and_pid(shared: list[int], bounds: tuple[int, int]) -> tuple[int, int]:
+    return sum(shared[bounds[0] : bounds[1]]), os.getpid()
+
+
+def test_map_batches_hands_the_shared_object_to_every_batch() -> None:
+    shared = list(range(1000))
+    bounds = [(start, start + 100) for start in range(0, 1000, 100)]
+    expected = [sum(range(start, stop)) for start, stop in bounds]
+    here = list(map_batches(_sum_and_pid, bounds, shared=shared))
+    assert [total for total, _ in here] == expected and {pid for _, pid in here} == {os.getpid()}
+    forked = list(map_batches(_sum_and_pid, iter(bounds), num_proc=2, shared=shared))  # inherited, not sent
+    assert [total for total, _ in forked] == expected and os.getpid() not in {pid for _, pid in forked}
+    with pytest.raises(ValueError, match="forked processes"):
+        next(map_batches(_sum_and_pid, bounds, executor="ray", shared=shared))

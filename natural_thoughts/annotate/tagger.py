@@ -333,6 +333,12 @@ def _texts(table: pa.Table) -> pa.Array:
     return pc.if_else(has_reasoning, reasoning, completion).combine_chunks()
 
 
+def _tag_rows(view: Dataset, bounds: tuple[int, int]) -> pa.Array:
+    """`tag_batch` of the texts of rows [start, stop) of `view` (the columns `_texts` reads)."""
+    start, stop = bounds
+    return tag_batch(_texts(view[start:stop]))
+
+
 def tag_strategies(traces: Dataset, column: str = "label.strategies", batch_size: int = 1000,
                    num_proc: int | None = None, executor: str = "local") -> Dataset:
     """`traces` with the tagger's labels in `column` (the reasoning, or the whole completion when
@@ -347,8 +353,11 @@ def tag_strategies(traces: Dataset, column: str = "label.strategies", batch_size
     if not sources:
         require_columns(traces.column_names, ["reasoning"], "tag_strategies")
     view = traces.select_columns(sources).with_format("arrow")
-    batches = (_texts(view[start : start + batch_size]) for start in range(0, len(view), batch_size))
-    labels = map_batches(tag_batch, batches, executor, processes(num_proc, len(view)))
+    bounds = ((start, start + batch_size) for start in range(0, len(view), batch_size))
+    if executor == "ray":  # each task gets its texts (a worker would re-open the memory-mapped files)
+        labels = map_batches(tag_batch, (_texts(view[start:stop]) for start, stop in bounds), executor)
+    else:  # processes forked from this one read their rows from the memory-mapped view they inherit
+        labels = map_batches(_tag_rows, bounds, executor, processes(num_proc, len(view)), shared=view)
     key = fingerprint_hash([traces._fingerprint, "tagger", column, cache.code_version(__file__)])
     tables = (pa.table({column: chunk}) for chunk in labels)
     return cache.attach(traces, tables, pa.schema([(column, STRATEGY_TYPE)]), key)
