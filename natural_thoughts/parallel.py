@@ -69,11 +69,13 @@ _inherited: Any = None
 
 
 def _inherit(shared: Any) -> None:
+    """Each forked worker's initializer: keep `shared`."""
     global _inherited
     _inherited = shared
 
 
 def _with_inherited(fn: Callable[..., Out], batch: Any) -> Out:
+    """`fn` of the inherited `shared` object and `batch`, in a worker."""
     return fn(_inherited, batch)
 
 
