@@ -29,12 +29,12 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 MAX_SHARDS = 64
 CHUNK = 8192
+"""Texts encoded per shard: a long run keeps its progress if it is interrupted."""
 CPU_BATCH_SIZE = 8
 """Texts per forward pass on a CPU (`batch_size=None`): all-MiniLM-L6-v2 on two cores encodes real
 questions 15-25% faster than at 64 (smaller attention matrices per pass); the vectors agree to ~1e-7."""
 DEVICE_BATCH_SIZE = 64
 """Texts per forward pass on an accelerator (`batch_size=None`)."""
-"""Texts encoded per shard: a long run keeps its progress if it is interrupted."""
 
 
 def default_cache_dir() -> Path:
@@ -168,16 +168,17 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def default_batch_size(encoder: Any) -> int:
-    """`CPU_BATCH_SIZE` for a model on a CPU (or one that names no device), else `DEVICE_BATCH_SIZE`."""
-    return CPU_BATCH_SIZE if str(getattr(encoder, "device", "cpu")).startswith("cpu") else DEVICE_BATCH_SIZE
+def default_batch_size(device: Any) -> int:
+    """`CPU_BATCH_SIZE` for a CPU device (a name or a `torch.device`), else `DEVICE_BATCH_SIZE`."""
+    return CPU_BATCH_SIZE if str(device).startswith("cpu") else DEVICE_BATCH_SIZE
 
 
-def _encode(model: Any, batch_size: int | None, device: str | None, show_progress: bool, texts: list[str]) -> np.ndarray:
+def _encode(model: Any, batch_size: int | None, device: str | None, show_progress: bool,
+            texts: list[str]) -> np.ndarray:
     """Un-normalized float32 vectors of `texts` (a model name is loaded once per process)."""
     encoder = load_model(model, device) if isinstance(model, str) else model
     extra = {} if isinstance(model, str) or device is None else {"device": device}
-    size = default_batch_size(encoder) if batch_size is None else batch_size
+    size = default_batch_size(device or getattr(encoder, "device", "cpu")) if batch_size is None else batch_size
     vectors = encoder.encode(texts, batch_size=size, convert_to_numpy=True, normalize_embeddings=False,
                              show_progress_bar=show_progress, **extra)
     return np.asarray(vectors, dtype=np.float32)

@@ -56,10 +56,10 @@ def map_batches(fn: Callable[..., Out], batches: Iterable[In], executor: str = "
         yield from _ray(fn, batches)
     elif num_proc > 1:
         fork = multiprocessing.get_context("fork")
-        inherit = {} if shared is None else {"initializer": _inherit, "initargs": (shared,)}
-        work = fn if shared is None else partial(_with_inherited, fn)
-        with ProcessPoolExecutor(num_proc, mp_context=fork, **inherit) as pool:  # a fork pickles no initargs
-            yield from _windowed(pool.submit, lambda future: future.result(), work, batches, IN_FLIGHT * num_proc)
+        pool_init = {} if shared is None else {"initializer": _set_inherited, "initargs": (shared,)}
+        task = fn if shared is None else partial(_with_inherited, fn)
+        with ProcessPoolExecutor(num_proc, mp_context=fork, **pool_init) as pool:  # a fork pickles no initargs
+            yield from _windowed(pool.submit, lambda future: future.result(), task, batches, IN_FLIGHT * num_proc)
     else:
         yield from (fn(batch) if shared is None else fn(shared, batch) for batch in batches)
 
@@ -68,7 +68,7 @@ _inherited: Any = None
 """In a process forked by `map_batches`, the `shared` object it was given."""
 
 
-def _inherit(shared: Any) -> None:
+def _set_inherited(shared: Any) -> None:
     """Each forked worker's initializer: keep `shared`."""
     global _inherited
     _inherited = shared

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import Counter
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -76,10 +76,10 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split()).lower()
 
 
-@lru_cache(maxsize=2**16)
+@lru_cache(maxsize=4096)
 def problem_id(text: str) -> str:
-    """A stable 16-hex-digit id for a problem: sha256 of its normalized text (the last 65,536
-    remembered: an import meets each problem once per sample)."""
+    """A stable 16-hex-digit id for a problem: sha256 of its normalized text (the last 4,096
+    cached: an import meets each problem once per sample, the samples usually close together)."""
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:16]
 
 

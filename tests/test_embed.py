@@ -94,7 +94,9 @@ def test_batch_size_follows_the_device(tmp_path: Path) -> None:
     texts = gsm8k(30)
     model = CountingModel(load_model())
     default = embed(texts, model=model, cache_dir=tmp_path / "default")
-    assert model.batch_sizes == [embed_module.CPU_BATCH_SIZE]  # the test model runs on the CPU
+    assert model.batch_sizes == [embed_module.default_batch_size(model.device)]
+    assert embed_module.default_batch_size("cpu") == embed_module.CPU_BATCH_SIZE
+    assert embed_module.default_batch_size("cuda:0") == embed_module.DEVICE_BATCH_SIZE
     wide = embed(texts, model=model, batch_size=64, cache_dir=tmp_path / "wide")
     assert model.batch_sizes[-1] == 64
     np.testing.assert_allclose(default, wide, atol=1e-5)  # padding changes only the last bits

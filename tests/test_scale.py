@@ -227,7 +227,6 @@ def test_ray_paths_equal_the_local_paths(tiny_model_dir: Path, tmp_path: Path, m
         tag_strategies(local, executor="dask")
 
 
-
 def _sum_and_pid(shared: list[int], bounds: tuple[int, int]) -> tuple[int, int]:
     return sum(shared[bounds[0] : bounds[1]]), os.getpid()
 

@@ -323,7 +323,7 @@ def _cells(size: int, rows: list[int], strategies: list[int], counts: list[int],
 
 def _texts(table: pa.Table) -> pa.Array:
     """The text tagged per row (`annotate.base.reasoning_text`: reasoning, else completion), as
-    one compact array (a slice would pickle its whole parent buffer to a worker)."""
+    one compact array (a slice would pickle its whole parent buffer to a Ray task)."""
     names = table.column_names
     reasoning = table.column("reasoning") if "reasoning" in names else None
     completion = table.column("completion") if "completion" in names else None
