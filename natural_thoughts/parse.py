@@ -40,7 +40,9 @@ _BRACE_TOKEN = re.compile(r"\\[\\{}]|[{}]")
 _FINAL_IS = re.compile(r"final answer is\b[ \t:]*([^\n]*)", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"\banswer[ \t]*(?:\*\*[ \t]*)?:[ \t]*([^\n]*)", re.IGNORECASE)
 _BARE = re.compile(r"[^\s$]*")
-_GSM8K = re.compile(r"####[ \t]*([^\n]*)")
+_GSM8K = re.compile(r"####[ \t]*([^\n]*[^\s:])\s*\Z")
+"""GSM8K's answer line (`#### 18`), only as the text's last line: a markdown heading (`#### Step 3:`)
+followed by more text, or ending in a colon, states no answer."""
 _CHOICE = re.compile(r"\b(?i:answer is)[ \t]*(?::[ \t]*)?\(?([A-J])\)?(?![A-Za-z0-9])")
 _STATEMENTS = (
     (_FINAL_IS, "final answer is"), (_ANSWER_LINE, "answer"), (_GSM8K, "####"), (_CHOICE, "answer is"))
@@ -218,7 +220,7 @@ def _last(pattern: re.Pattern[str], text: str) -> str | None:
 
 def extract_final_answer(text: str) -> str | None:
     """The final answer stated in `text`, by priority: the last `\\boxed{}`/`\\fbox{}`, then
-    "final answer is …", then "Answer: …" / "**Answer:** …", then GSM8K `#### N`, then a
+    "final answer is …", then "Answer: …" / "**Answer:** …", then GSM8K's closing `#### N`, then a
     multiple-choice letter ("answer is (C)"); None when nothing matches."""
     if not text:
         return None

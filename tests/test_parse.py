@@ -149,6 +149,9 @@ def test_unknown_format_names_valid_ones() -> None:
         ("**Answer**: 11", "11"),
         ("Answer: C", "C"),
         ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 1,000", "1,000"),
+        ("Half of 36 is 18.\n#### 18\n\n", "18"),
+        ("#### Step 3: Solve for $x$\nAssume $x = 0$: then", None),  # a markdown heading, more text after it
+        ("Working.\n#### Conclusion:", None),
         ("Therefore the answer is (C), clearly.", "C"),
         ("The final answer is (D).", "D"),
         ("The answer is a prime, so the Answer is: b", None),

@@ -89,6 +89,16 @@ def test_no_non_empty_completion_measures_zero_reasoning_tokens(name: str) -> No
         assert n > 0 or not text.strip(), i
 
 
+@pytest.mark.parametrize("name", FILES)
+def test_markdown_headings_are_not_final_answers(name: str) -> None:
+    """A `#### Heading` followed by more text is a section title, not GSM8K's closing answer line."""
+    texts = [t for t in raw_texts(name) if "\\boxed" not in t and "answer" not in t.lower()]
+    headings = [(t, m.group(1).strip()) for t in texts
+                for m in re.finditer(r"^####[ \t]*(\S[^\n]*)\n\s*\S", t, re.MULTILINE)]
+    for text, heading in headings:
+        assert parse_trace(text).final_answer != heading.rstrip(".").strip("$"), text[-200:]
+
+
 def test_prose_answers_are_extracted_and_labelled() -> None:
     texts = raw_texts(FILES[0])
     stated = re.compile(r"(?:Therefore|So|Thus|Hence), [^.\n]* is (\d+)\.\s*$")
