@@ -103,11 +103,12 @@ def _nemotron_stages(traces: Dataset) -> Dataset:
 
 @dataclass(frozen=True)
 class Preset:
-    """A known layout: `columns` maps our (or a `fix`-consumed) name to the source column;
-    `drop` names source columns that repeat mapped ones, left out of `extra`; `finish`, applied to
-    the loaded rows as a whole, completes a layout whose rows depend on each other."""
+    """A known layout: `columns` maps our (or a `fix`-consumed) name to the source column, or to
+    alternatives in order of preference (the first the source has; the last is required); `drop`
+    names source columns that repeat mapped ones, left out of `extra`; `finish`, applied to the
+    loaded rows as a whole, completes a layout whose rows depend on each other."""
 
-    columns: dict[str, str]
+    columns: dict[str, str | tuple[str, ...]]
     fix: Callable[[dict[str, Any]], None] | None = None
     drop: tuple[str, ...] = ()
     finish: Callable[[Dataset], Dataset] | None = None
@@ -124,10 +125,12 @@ PROBLEM_PRESETS.register(Preset({"problem": "question", "reference_answer": "ans
 PROBLEM_PRESETS.register(Preset(
     {"problem": "problem", "reference_answer": "answer"} | {"problem_id": "unique_id", "domain": "subject"},
 ), name="math500")
+# The benchmark's own `answer` (MATH-500 rows have it) is the reference, else SkyThought's `gt`: `gt`
+# is a stripped copy that sometimes loses content ("(a + 5)(b + 2)" → "(+5)(b+2)", "\text{east}" → "").
 TRACE_PRESETS.register(Preset(
-    {"problem": "question", "reference_answer": "gt"} | {"completion": "code", EVALUATOR_CORRECT: "score"},
+    {"problem": "question", "reference_answer": ("answer", "gt")} | {"completion": "code", EVALUATOR_CORRECT: "score"},
     _skythought,
-    drop=("gt_cot", "solution", "answer", "pred", "report"),
+    drop=("gt_cot", "solution", "answer", "gt", "pred", "report"),
 ), name="skythought_eval")
 TRACE_PRESETS.register(Preset(
     {"problem": "problem", "completion": "solution", "reference_answer": "expected_answer", "model": "solution_type"},

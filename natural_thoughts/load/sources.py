@@ -189,7 +189,11 @@ def _mapping(
 ) -> dict[str, str]:
     """{our name: source column}: the preset's (or the same-named columns), then `columns=`."""
     needed = ("problem", "completion") if "completion" in own else ("problem",)
-    base = dict(preset.columns) if preset else {c: c for c in own if c in present or c in needed}
+    if preset:
+        base = {ours: src if isinstance(src, str) else next((s for s in src if s in present), src[-1])
+                for ours, src in preset.columns.items()}
+    else:
+        base = {c: c for c in own if c in present or c in needed}
     for ours in columns or {}:
         if ours not in own and not is_kept(ours):
             known = [*own, *KEPT_COLUMNS, "label.*", "score.*"]

@@ -199,13 +199,23 @@ def test_skythought_preset_on_real_files() -> None:
     assert len(ds) == len(raw) and set(ds["model"]) == {SKY.stem}
     assert ds["label.evaluator_correct"] == [bool(r["score"][0]) for r in raw]
     assert ds["completion"] == [r["code"][0] for r in raw]
-    assert ds["reference_answer"] == [r["gt"] for r in raw]
+    assert ds["reference_answer"] == [r["answer"] for r in raw]  # the benchmark's own, not the stripped `gt`
     assert [json.loads(e)["idx"] for e in ds["extra"]] == [r["idx"] for r in raw]
     assert ds["trace_id"] == [schema.trace_id(p, 0) for p in ds["problem_id"]]
     assert all(set(f) <= set(schema.FLAGS) for f in ds["flags"])
     marked = [i for i, r in enumerate(raw) if "<|end_of_thought|>" in r["code"][0]]
     assert marked and all(ds[i]["reasoning"] for i in marked)
     assert set(ds["reasoning_tokens"]) == {None} and set(ds["sampling"]) == {"{}"}
+
+
+@needs_data
+def test_skythought_preset_falls_back_to_gt_without_an_answer_column() -> None:
+    path = DATA / "skythought_olympiadbench_sky-t1-32b-short.jsonl"
+    raw = read_jsonl(path)
+    assert "answer" not in raw[0]
+    ds = load_traces(path, preset="skythought_eval")
+    assert ds["reference_answer"] == [r["gt"] for r in raw]
+    assert "gt" not in json.loads(ds["extra"][0])  # a mapped column is not packed again
 
 
 @needs_data
