@@ -2,7 +2,7 @@
 
 Builds N traces from the real Sky-T1 files in ../shared/data (each a copy of a real row whose
 digits go through one of a few seeded digit permutations: numbers change, lengths and structure
-stay), writes them as parquet, then runs, per size:
+stay), writes them as parquet (and, with `--input jsonl`, as JSON lines), then runs, per size:
 
     load_traces → add_reasoning_tokens(approximate=True) → tag_strategies
     → Sequential(Long(C="auto"), StrategyCount(), Random(k=10000)) → ClusterUniform on that subset
@@ -14,6 +14,7 @@ same parse + lengths + tags work as a naive per-row Python loop and with pandas 
 
     python benchmarks/scale.py [--sizes 10000,100000,1000000] [--dedup-rows 20000,100000] [--json out.json]
                                [--memory-limit 2]   # each size under a 2 GB cgroup cap (root)
+                               [--input jsonl]      # the library reads the pool as JSON lines
 
 Last, NearDedup's embedding search (exact vs the HNSW index) on vectors spread around the real
 questions' embeddings, one in ten a near-duplicate.
@@ -106,17 +107,27 @@ def text_size(path: Path) -> float:
     return total / 1e6
 
 
-def make_pool(n: int, seed: int, path: Path) -> tuple[float, float]:
+def to_json_lines(path: Path) -> Path:
+    """The parquet pool as a JSON-lines file beside it (what evaluation harnesses write)."""
+    out = path.with_suffix(".jsonl")
+    with out.open("w", encoding="utf-8") as fh:
+        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=CHUNK):
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in batch.to_pylist())
+    return out
+
+
+def make_pool(n: int, seed: int, path: Path, form: str) -> tuple[float, float, float]:
     """Build the pool in a fresh process (so that the measured one starts with none of its memory);
-    returns its parquet and text sizes in MB."""
+    returns its parquet, text and input-file (`form`: parquet or jsonl) sizes in MB."""
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_build_and_measure, (n, seed, path))
+        return pool.apply(_build_and_measure, (n, seed, path, form))
 
 
-def _build_and_measure(n: int, seed: int, path: Path) -> tuple[float, float]:
-    return build(n, seed, path), text_size(path)
+def _build_and_measure(n: int, seed: int, path: Path, form: str) -> tuple[float, float, float]:
+    mb = build(n, seed, path)
+    return mb, text_size(path), mb if form == "parquet" else to_json_lines(path).stat().st_size / 1e6
 
 
 def head(path: Path, rows: int) -> pa.Table:
@@ -178,7 +189,7 @@ def _stage(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> A
 
 
 def run_path(path: Path, k: int) -> tuple[list[dict[str, Any]], int, Any]:
-    """The library path on the parquet pool; returns the stage rows, the final selection size and
+    """The library path on the pool file; returns the stage rows, the final selection size and
     the scored, tagged pool."""
     from natural_thoughts import load_traces
     from natural_thoughts.annotate import tag_strategies
@@ -270,23 +281,25 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     os.environ["NATURAL_THOUGHTS_CACHE"] = str(work / "nt")
     try:
         path = work / "pool.parquet"
-        mb, text_mb = make_pool(n, args.seed, path)
+        mb, text_mb, input_mb = make_pool(n, args.seed, path, args.input)
         before = _status("RssAnon") / 1e9
-        print(f"n={n}: {mb:.0f} MB parquet, {text_mb:.0f} MB of text; this process holds {before:.2f} GB "
-              "anonymous memory before the path", flush=True)
-        stages, picked, ds = run_path(path, args.k)
+        print(f"n={n}: {mb:.0f} MB parquet, {text_mb:.0f} MB of text; the library reads {args.input} "
+              f"({input_mb:.0f} MB); this process holds {before:.2f} GB anonymous memory before the path", flush=True)
+        stages, picked, ds = run_path(path.with_suffix("." + args.input), args.k)
         disk = sum(f.stat().st_size for f in (work / "hf").rglob("*") if f.is_file()) / 1e6
         cmp_rows = min(n, args.compare_rows)
         ours = sum(s["seconds"] for s in stages[:3]) / n
         naive_seconds, loop = naive_loop(path, cmp_rows)
         naive, identical = naive_seconds / cmp_rows, same_as_loop(ds, loop)
         pandas = pandas_path(path, cmp_rows) / cmp_rows
-        print(f"  cache on disk {disk:.0f} MB ({disk / mb:.1f}x the parquet, {disk / text_mb:.1f}x its text); "
+        print(f"  cache on disk {disk:.0f} MB ({disk / mb:.1f}x the parquet, {disk / input_mb:.1f}x the input, "
+              f"{disk / text_mb:.1f}x its text); "
               f"selected {picked}; library results {'identical to' if identical else 'DIFFERENT from'} the loop's")
         print(f"  parse+lengths+tags per row: library {ours * 1e3:.3f} ms, naive loop {naive * 1e3:.3f} ms "
               f"({naive / ours:.2f}x), pandas {pandas * 1e3:.3f} ms ({pandas / ours:.2f}x) "
               f"[loop and pandas on {cmp_rows} rows]", flush=True)
-        return {"parquet_mb": round(mb), "text_mb": round(text_mb), "anon_before_gb": round(before, 2), "stages": stages, "cache_mb": round(disk),
+        return {"input": args.input, "input_mb": round(input_mb), "parquet_mb": round(mb), "text_mb": round(text_mb),
+                "anon_before_gb": round(before, 2), "stages": stages, "cache_mb": round(disk),
                 "identical": identical, "selected": picked, "whole_path_s": round(sum(s["seconds"] for s in stages), 1),
                 "per_row_ms": {"library": ours * 1e3, "naive": naive * 1e3, "pandas": pandas * 1e3},
                 "naive_ratio": naive / ours, "pandas_ratio": pandas / ours}
@@ -332,7 +345,8 @@ class MemoryCap:
 
 def _own_args(args: argparse.Namespace) -> list[str]:
     """The options every size shares, as command-line arguments."""
-    return ["--seed", str(args.seed), "--k", str(args.k), "--compare-rows", str(args.compare_rows)]
+    return ["--seed", str(args.seed), "--k", str(args.k), "--compare-rows", str(args.compare_rows),
+            "--input", args.input]
 
 
 def main() -> None:
@@ -342,6 +356,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10_000, help="Random(k) budget of the selection")
     parser.add_argument("--compare-rows", type=int, default=20_000,
                         help="rows for the naive-loop and pandas comparison (per-row costs are compared)")
+    parser.add_argument("--input", choices=("parquet", "jsonl"), default="parquet",
+                        help="the pool file the library reads (the loop and pandas read the parquet)")
     parser.add_argument("--dedup-rows", default="20000", help="comma-separated sizes for NearDedup (0: skip)")
     parser.add_argument("--exact-max", type=int, default=50_000, help="largest size for the exact near-dup search")
     parser.add_argument("--memory-limit", type=float,

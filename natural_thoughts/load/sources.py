@@ -12,12 +12,14 @@ from __future__ import annotations
 import glob
 import json
 import logging
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,7 +30,8 @@ from natural_thoughts import schema
 from natural_thoughts.cache import files_fingerprint
 from natural_thoughts.parallel import check_executor, processes
 from natural_thoughts.parse import FORMATS
-from natural_thoughts.load.importer import KEPT_COLUMNS, Duplicates, Job, Reading, import_rows, is_kept, rows_table
+from natural_thoughts.load.importer import BATCH_ROWS, KEPT_COLUMNS, Duplicates, Job, Reading, import_rows, is_kept
+from natural_thoughts.load.importer import rows_table
 from natural_thoughts.load.importer import Source as Imported
 from natural_thoughts.load.presets import PROBLEM_PRESETS, TRACE_PRESETS, Preset
 from natural_thoughts.llm.store import MANIFEST, SHARD_GLOB, latest_rows
@@ -56,9 +59,62 @@ class LoadReport:
 
 
 @dataclass
+class _JsonLines:
+    """A JSON-lines file read in two passes: `scan` checks every line (a bad one is named file:line)
+    and learns the columns, keeping only each row's line number; `batches` parses the rows again,
+    a batch at a time. Memory holds one batch, never the file (a 1M-trace file is gigabytes)."""
+
+    path: Path
+    names: list[str]
+    numbers: array
+    """The line number (from 1) of each row."""
+
+    @classmethod
+    def scan(cls, path: Path, on_error: OnError, report: LoadReport) -> _JsonLines:
+        names: dict[str, None] = {}
+        numbers, offset = array("q"), 0
+        with path.open("rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                start, offset = offset, offset + len(raw)
+                if not raw.strip():
+                    continue
+                try:
+                    doc = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not UTF-8 text (byte {raw[e.start]:#04x} at offset "
+                                     f"{start + e.start}); convert the file to UTF-8") from e
+                except json.JSONDecodeError as e:
+                    _bad(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})", on_error, report)
+                    continue
+                if not isinstance(doc, dict):
+                    _bad(f"{path}:{n}: not a JSON object", on_error, report)
+                    continue
+                names.update(dict.fromkeys(doc))
+                numbers.append(n)
+        return cls(path, list(names), numbers)
+
+    def batches(self, size: int) -> Iterator[pa.Table]:
+        """The rows as Arrow tables of `size` rows (every column of the file in each), in order."""
+        wanted, rows = iter(self.numbers), []
+        line = next(wanted, None)
+        with self.path.open("rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                if n != line:
+                    continue
+                rows.append(json.loads(raw.decode("utf-8")))
+                line = next(wanted, None)
+                if len(rows) == size or line is None:
+                    yield rows_table(rows, self.names, str(self.path))
+                    rows = []
+        if line is not None:
+            raise ValueError(f"{self.path} changed while it was read: line {line} is gone; read it again")
+
+
+@dataclass
 class _Part:
-    """One piece of a source: a Dataset or parquet files read batch by batch, its name (the `source`
-    column), where each row came from, and what identifies its content (for the import cache)."""
+    """One piece of a source: a Dataset, parquet files or a JSON-lines file read batch by batch,
+    its name (the `source` column), where each row came from, and what identifies its content (for
+    the import cache)."""
 
     ds: Dataset | None
     name: str
@@ -67,26 +123,40 @@ class _Part:
     shards: bool = False
     files: list[str] = field(default_factory=list)
     identity: str = ""
+    json_lines: _JsonLines | None = None
 
     def where(self, i: int) -> str:
+        if self.json_lines is not None:
+            return f"{self.json_lines.path}:{self.json_lines.numbers[i]}"
         return self.lines[i] if self.lines else f"{self.name} row {i}"
 
     @cached_property
     def column_names(self) -> list[str]:
+        if self.json_lines is not None:
+            return self.json_lines.names
         return self.ds.column_names if self.ds is not None else pq.read_schema(self.files[0]).names
 
     @cached_property
     def rows(self) -> int:
+        if self.json_lines is not None:
+            return len(self.json_lines.numbers)
         return len(self.ds) if self.ds is not None else sum(pq.read_metadata(f).num_rows for f in self.files)
 
     def dataset(self) -> Dataset:
-        """The whole part as a Dataset (parquet files through `Dataset.from_parquet`)."""
+        """The whole part as a Dataset (parquet files through `Dataset.from_parquet`; JSON lines in memory)."""
+        if self.json_lines is not None:
+            tables = list(self.batches(BATCH_ROWS)) or [rows_table([], self.column_names, self.name)]
+            return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="permissive")))
         return self.ds if self.ds is not None else Dataset.from_parquet(self.files)
 
     def batches(self, size: int) -> Iterator[pa.Table]:
-        """The part's rows as Arrow tables of `size` rows, in order."""
+        """The part's rows as Arrow tables of `size` rows, in order, each holding only its own rows
+        (a slice of a table would take the whole table's buffers along when pickled to a worker)."""
+        if self.json_lines is not None:
+            yield from self.json_lines.batches(size)
         if self.ds is not None:
-            yield from self.ds.with_format("arrow").iter(batch_size=size)
+            for batch in self.ds.with_format("arrow").iter(batch_size=size):
+                yield batch.take(np.arange(len(batch)))
         for f in self.files:  # pre_buffer would keep every row group read so far (apache/arrow#39808)
             for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=size):
                 yield pa.Table.from_batches([batch])
@@ -105,33 +175,33 @@ def _bad(message: str, on_error: OnError, report: LoadReport) -> None:
 
 
 def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
-    """JSON lines (or one JSON array), parsed line by line so a bad line is named file:line."""
+    """JSON lines, streamed (`_JsonLines`), or one JSON array, read whole; a bad line or item is
+    named file:line or file[index]."""
+    identity = str(files_fingerprint([path]))
+    with path.open("rb") as fh:
+        if not fh.read(1 << 16).lstrip().startswith(b"["):
+            return _Part(None, path.name, path.stem, json_lines=_JsonLines.scan(path, on_error, report),
+                         identity=identity)
     try:
-        text, docs = path.read_text(encoding="utf-8"), []
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise ValueError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
                          "convert the file to UTF-8") from e
-    if text.lstrip().startswith("["):
-        try:
-            docs = [(f"{path}[{i}]", doc) for i, doc in enumerate(json.loads(text))]
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from e
-    for n, line in enumerate([] if docs else text.splitlines(), 1):
-        try:
-            docs += [(f"{path}:{n}", json.loads(line))] if line.strip() else []
-        except json.JSONDecodeError as e:
-            _bad(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})", on_error, report)
+    try:
+        docs = list(enumerate(json.loads(text)))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from e
     rows, lines = [], []
-    for where, doc in docs:
+    for i, doc in docs:
         if isinstance(doc, dict):
             rows.append(doc)
-            lines.append(where)
+            lines.append(f"{path}[{i}]")
         else:
-            _bad(f"{where}: not a JSON object", on_error, report)
+            _bad(f"{path}[{i}]: not a JSON object", on_error, report)
     names = list(dict.fromkeys(k for r in rows for k in r))
     table = InMemoryTable(rows_table(rows, names, str(path)))
-    return _Part(Dataset(table), path.name, path.stem, lines, identity=str(files_fingerprint([path])))
+    return _Part(Dataset(table), path.name, path.stem, lines, identity=identity)
 
 
 def _one_split(data: Dataset | DatasetDict, split: str | None, name: str) -> Dataset:

@@ -8,6 +8,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before datasets is imported: nothing may r
 
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,8 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from natural_thoughts import schema
-from natural_thoughts.load.sources import LoadReport, load_problems, load_traces
+from natural_thoughts.load.importer import BATCH_ROWS
+from natural_thoughts.load.sources import LoadReport, _JsonLines, _Part, load_problems, load_traces
 
 from tests.conftest import DATA, needs_data
 
@@ -57,6 +59,51 @@ def test_jsonl(tmp_path: Path) -> None:
 def test_json_array(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text(json.dumps(ROWS), encoding="utf-8")
     check_problems(load_problems(str(tmp_path / "p.json")), ROWS, "p.json")
+
+
+def test_jsonl_is_read_batch_by_batch_with_every_column_in_each(tmp_path: Path) -> None:
+    """Rows are parsed a batch at a time, but a column first seen in the last batch is in every
+    row (null where a row lacks it), as if the file had been read whole."""
+    rows = [{"problem": f"Question {i}?", "reference_answer": str(i)} for i in range(BATCH_ROWS + 1)]
+    rows[-1]["late"] = "only here"
+    ds = load_problems(write_jsonl(tmp_path / "p.jsonl", rows))
+    assert ds["problem"] == [r["problem"] for r in rows]
+    assert json.loads(ds["extra"][0]) == {"late": None} and json.loads(ds["extra"][-1]) == {"late": "only here"}
+
+
+def test_a_json_line_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    """JSON lines end at "\n" only: U+2028 / U+0085 inside a string (valid JSON, a line break to
+    `str.splitlines`) do not split a row."""
+    rows = [{**ROWS[0], "problem": "What is 2 + 2?\u2028Explain."}, {**ROWS[1], "problem": "Paris\x85London?"}]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    check_problems(load_problems(path), rows, "p.jsonl")
+
+
+@needs_data
+def test_the_gpqa_benchmark_file_loads_one_row_per_line() -> None:
+    path = DATA / "benchmarks" / "gpqa.jsonl"
+    raw = path.read_bytes()
+    assert "\u2028" in raw.decode("utf-8")  # what made a str.splitlines reader fail on it
+    ds = load_problems(path, columns={"problem": "question", "reference_answer": "answer"})
+    assert ds["problem"] == [json.loads(line)["question"] for line in raw.splitlines()]
+
+
+def test_a_jsonl_file_cut_short_while_read_is_an_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", ROWS)
+    lines = _JsonLines.scan(path, "raise", LoadReport("p"))
+    write_jsonl(path, ROWS[:1])
+    with pytest.raises(ValueError, match="changed while it was read: line 2 is gone"):
+        list(lines.batches(10))
+
+
+def test_batches_of_a_dataset_hold_only_their_own_rows() -> None:
+    """A slice of a table pickles the whole table's buffers: workers must receive only their batch."""
+    ds = Dataset.from_dict({"problem": [f"{i} " + "x" * 1000 for i in range(4000)]})
+    batches = list(_Part(ds, "dataset").batches(1000))
+    expected = [ds["problem"][i : i + 1000] for i in range(0, 4000, 1000)]
+    assert [b.column("problem").to_pylist() for b in batches] == expected
+    assert all(len(pickle.dumps(b)) < len(pickle.dumps(ds.data.table)) / 2 for b in batches)
 
 
 def test_parquet_and_csv(tmp_path: Path) -> None:
