@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import islice
 from dataclasses import dataclass
 
@@ -40,15 +41,9 @@ _BRACE_TOKEN = re.compile(r"\\[\\{}]|[{}]")
 _FINAL_IS = re.compile(r"final answer is\b[ \t:]*([^\n]*)", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"\banswer[ \t]*(?:\*\*[ \t]*)?:[ \t]*([^\n]*)", re.IGNORECASE)
 _BARE = re.compile(r"[^\s$]*")
-_GSM8K = re.compile(r"####[ \t]*([^\n]*[^\s:])\s*\Z")
-"""GSM8K's answer line (`#### 18`), only as the text's last line: a markdown heading (`#### Step 3:`)
-followed by more text, or ending in a colon, states no answer."""
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+"""A word of two or more letters that is not a LaTeX command's name (`\\frac`)."""
 _CHOICE = re.compile(r"\b(?i:answer is)[ \t]*(?::[ \t]*)?\(?([A-J])\)?(?![A-Za-z0-9])")
-_STATEMENTS = (
-    (_FINAL_IS, "final answer is"), (_ANSWER_LINE, "answer"), (_GSM8K, "####"), (_CHOICE, "answer is"))
-"""The patterns of a stated answer by priority, each with a lowercase literal that all its matches
-hold: an ASCII text whose lowered copy lacks it needs no scan (there, IGNORECASE matches only the
-ASCII case variants; elsewhere "ſ" matches "s", "ı" and "İ" match "i")."""
 _SENTENCE_END = re.compile(r"\.\s")
 _LETTER = re.compile(r"\(?([A-J])\)?")
 
@@ -218,6 +213,28 @@ def _last(pattern: re.Pattern[str], text: str) -> str | None:
     return None
 
 
+def _gsm8k(text: str) -> str | None:
+    """GSM8K's closing answer line (`#### 18`): the value after the last `####` of the text's last
+    line, when it reads like one. A markdown heading (`#### Step 3: Solve for x`, `#### Final
+    Answer`) holds words or ends in a colon: earlier in a text it is a section title, and a text
+    that ends on one was cut off. (Read from the last line, not by a regex anchored at the end,
+    which would retry at every `#` of a long line.)"""
+    line = text.rstrip().rpartition("\n")[2]
+    at = line.rfind("####")
+    if at < 0:
+        return None
+    value = line[at + 4 :].strip()
+    return None if value.endswith(":") or _WORD.search(value) else _clean(value)
+
+
+_STATEMENTS: tuple[tuple[Callable[[str], str | None], str], ...] = (
+    (partial(_last, _FINAL_IS), "final answer is"), (partial(_last, _ANSWER_LINE), "answer"), (_gsm8k, "####"),
+    (partial(_last, _CHOICE), "answer is"))
+"""The readers of a stated answer by priority, each with a lowercase literal that all it reads
+holds: an ASCII text whose lowered copy lacks it needs no reading (there, IGNORECASE matches only
+the ASCII case variants; elsewhere "ſ" matches "s", "ı" and "İ" match "i")."""
+
+
 def extract_final_answer(text: str) -> str | None:
     """The final answer stated in `text`, by priority: the last `\\boxed{}`/`\\fbox{}`, then
     "final answer is …", then "Answer: …" / "**Answer:** …", then GSM8K's closing `#### N`, then a
@@ -228,8 +245,8 @@ def extract_final_answer(text: str) -> str | None:
     if boxed is not None:
         return boxed
     lowered = text.lower() if text.isascii() else None
-    for pattern, literal in _STATEMENTS:
-        value = _last(pattern, text) if lowered is None or literal in lowered else None
+    for read, literal in _STATEMENTS:
+        value = read(text) if lowered is None or literal in lowered else None
         if value is not None:
             return value
     return None

@@ -152,6 +152,11 @@ def test_unknown_format_names_valid_ones() -> None:
         ("Half of 36 is 18.\n#### 18\n\n", "18"),
         ("#### Step 3: Solve for $x$\nAssume $x = 0$: then", None),  # a markdown heading, more text after it
         ("Working.\n#### Conclusion:", None),
+        ("x\n#### Step 4: Compute the sum\n", None),  # a cut-off text that ends on a heading
+        ("x\n#### Final Answer", None),
+        ("x\n#### 2. Compute the sum", None),
+        ("So $x = \\frac{1}{2}$.\n#### \\frac{1}{2}", "\\frac{1}{2}"),
+        ("It costs $18.\n#### $18", "18"),
         ("Therefore the answer is (C), clearly.", "C"),
         ("The final answer is (D).", "D"),
         ("The answer is a prime, so the Answer is: b", None),
@@ -170,6 +175,8 @@ def test_deep_nesting_and_long_unclosed_text_is_fast() -> None:
     assert extract_final_answer(deep) == "{" * 2000 + "x" + "}" * 2000
     assert extract_final_answer("\\boxed{" * 20000) is None
     assert extract_final_answer("answer" + " " * 20000 + "is") is None
+    assert extract_final_answer("#" * 200_000) is None  # a regex anchored at the end retried per "#"
+    assert extract_final_answer("#### " * 40_000) is None
 
 
 def test_an_unclosed_last_box_gives_way_to_an_earlier_closed_one() -> None:
