@@ -46,11 +46,27 @@ def _natural_reasoning(out: dict[str, Any]) -> None:
     out["weak_answer"], out["weak_model"] = first.get("response"), first.get("response_model")
 
 
+def _stripped_from(gt: Any, answer: Any) -> bool:
+    """Whether SkyThought's `gt` is the benchmark's one-line `answer` with characters deleted (spaces,
+    LaTeX spacing), at least half of them kept: its stripped copy, which sometimes loses content
+    ("(a + 5)(b + 2)" → "(+5)(b+2)", "\\text{east}" → ""). A `gt` taken out of a worked solution
+    (GSM8K's "… #### 72" → "72") or from another field (an option index) is not one."""
+    if not isinstance(gt, str) or not isinstance(answer, str) or "\n" in answer.strip() or "####" in answer:
+        return False
+    squeezed = "".join(answer.split())
+    rest = iter(squeezed)
+    return not gt or (all(char in rest for char in gt) and 2 * len(gt) >= len(squeezed))
+
+
 def _skythought(out: dict[str, Any]) -> None:
     """SkyThought keeps one output and one verdict per list: take the first of each. The verdict is
-    the benchmark evaluator's (`label.evaluator_correct`), kept apart from `verify`'s `label.correct`."""
+    the benchmark evaluator's (`label.evaluator_correct`), kept apart from `verify`'s `label.correct`.
+    The reference is `gt`, or the benchmark's own `answer` where `gt` is its stripped copy."""
     out["completion"], correct = _first(out["completion"]), _first(out[EVALUATOR_CORRECT])
     out[EVALUATOR_CORRECT] = None if correct is None else bool(correct)
+    answer = out.pop("answer", None)
+    if _stripped_from(out["reference_answer"], answer):
+        out["reference_answer"] = answer
 
 
 HUMAN_STAGE = re.compile(r"human_stage(\d+)")
@@ -103,14 +119,15 @@ def _nemotron_stages(traces: Dataset) -> Dataset:
 
 @dataclass(frozen=True)
 class Preset:
-    """A known layout: `columns` maps our (or a `fix`-consumed) name to the source column, or to
-    alternatives in order of preference (the first the source has; the last is required); `drop`
-    names source columns that repeat mapped ones, left out of `extra`; `finish`, applied to the
-    loaded rows as a whole, completes a layout whose rows depend on each other."""
+    """A known layout: `columns` maps our (or a `fix`-consumed) name to the source column;
+    `optional` names source columns handed to `fix` under their own name when the source has them;
+    `drop` names source columns that repeat mapped ones, left out of `extra`; `finish`, applied to
+    the loaded rows as a whole, completes a layout whose rows depend on each other."""
 
-    columns: dict[str, str | tuple[str, ...]]
+    columns: dict[str, str]
     fix: Callable[[dict[str, Any]], None] | None = None
     drop: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
     finish: Callable[[Dataset], Dataset] | None = None
 
 
@@ -125,12 +142,11 @@ PROBLEM_PRESETS.register(Preset({"problem": "question", "reference_answer": "ans
 PROBLEM_PRESETS.register(Preset(
     {"problem": "problem", "reference_answer": "answer"} | {"problem_id": "unique_id", "domain": "subject"},
 ), name="math500")
-# The benchmark's own `answer` (MATH-500 rows have it) is the reference, else SkyThought's `gt`: `gt`
-# is a stripped copy that sometimes loses content ("(a + 5)(b + 2)" → "(+5)(b+2)", "\text{east}" → "").
 TRACE_PRESETS.register(Preset(
-    {"problem": "question", "reference_answer": ("answer", "gt")} | {"completion": "code", EVALUATOR_CORRECT: "score"},
+    {"problem": "question", "reference_answer": "gt"} | {"completion": "code", EVALUATOR_CORRECT: "score"},
     _skythought,
-    drop=("gt_cot", "solution", "answer", "gt", "pred", "report"),
+    drop=("gt_cot", "solution", "pred", "report"),
+    optional=("answer",),
 ), name="skythought_eval")
 TRACE_PRESETS.register(Preset(
     {"problem": "problem", "completion": "solution", "reference_answer": "expected_answer", "model": "solution_type"},

@@ -260,8 +260,7 @@ def _mapping(
     """{our name: source column}: the preset's (or the same-named columns), then `columns=`."""
     needed = ("problem", "completion") if "completion" in own else ("problem",)
     if preset:
-        base = {ours: src if isinstance(src, str) else next((s for s in src if s in present), src[-1])
-                for ours, src in preset.columns.items()}
+        base = preset.columns | {name: name for name in preset.optional if name in present}
     else:
         base = {c: c for c in own if c in present or c in needed}
     for ours in columns or {}:

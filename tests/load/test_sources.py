@@ -246,13 +246,28 @@ def test_skythought_preset_on_real_files() -> None:
     assert len(ds) == len(raw) and set(ds["model"]) == {SKY.stem}
     assert ds["label.evaluator_correct"] == [bool(r["score"][0]) for r in raw]
     assert ds["completion"] == [r["code"][0] for r in raw]
-    assert ds["reference_answer"] == [r["answer"] for r in raw]  # the benchmark's own, not the stripped `gt`
+    assert all(ref in (r["gt"], r["answer"]) for ref, r in zip(ds["reference_answer"], raw))
     assert [json.loads(e)["idx"] for e in ds["extra"]] == [r["idx"] for r in raw]
     assert ds["trace_id"] == [schema.trace_id(p, 0) for p in ds["problem_id"]]
     assert all(set(f) <= set(schema.FLAGS) for f in ds["flags"])
     marked = [i for i, r in enumerate(raw) if "<|end_of_thought|>" in r["code"][0]]
     assert marked and all(ds[i]["reasoning"] for i in marked)
     assert set(ds["reasoning_tokens"]) == {None} and set(ds["sampling"]) == {"{}"}
+
+
+def test_skythought_preset_reads_answer_only_where_gt_is_its_stripped_copy() -> None:
+    """MATH-500's one-line `answer` replaces a `gt` that lost content; a `gt` taken out of a worked
+    solution (GSM8K) or an answer that is another field (an option index) leaves `gt`."""
+    def references(answers: list, gts: list[str]) -> list[str]:
+        df = pd.DataFrame({"question": [f"Q{i}" for i in range(len(gts))], "gt": gts, "answer": answers,
+                           "code": [["\\boxed{1}"]] * len(gts), "score": [[True]] * len(gts)})
+        ds = load_traces(df, preset="skythought_eval", model="m")
+        assert all("answer" not in json.loads(e) for e in ds["extra"])
+        return ds["reference_answer"]
+
+    answers = ["(a + 5)(b + 2)", "\\text{east}", "Natalia sold 24 clips.\n#### 72", "90^\\circ"]
+    assert references(answers, ["(+5)(b+2)", "", "72", "90"]) == ["(a + 5)(b + 2)", "\\text{east}", "72", "90"]
+    assert references([2], ["C"]) == ["C"]
 
 
 @needs_data
