@@ -9,6 +9,7 @@ and reported (a logged warning and a `LoadReport`), never silently.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import json
 import logging
@@ -62,24 +63,26 @@ class LoadReport:
 class _JsonLines:
     """A JSON-lines file read in two passes: `scan` checks every line (a bad one is named file:line)
     and learns the columns, keeping only each row's line number; `batches` parses the rows again,
-    a batch at a time. Memory holds one batch, never the file (a 1M-trace file is gigabytes)."""
+    a batch at a time. Memory holds one batch, never the file (a 1M-trace file is gigabytes).
+    Column types are inferred per batch, as Arrow reads each batch's values."""
 
     path: Path
     names: list[str]
     numbers: array
     """The line number (from 1) of each row."""
+    identity: str
+    """The file's fingerprint when it was scanned: a file changed since is refused, not half read."""
 
     @classmethod
     def scan(cls, path: Path, on_error: OnError, report: LoadReport) -> _JsonLines:
-        names: dict[str, None] = {}
-        numbers, offset = array("q"), 0
+        identity, names, numbers, offset = str(files_fingerprint([path])), {}, array("q"), 0
         with path.open("rb") as fh:
             for n, raw in enumerate(fh, 1):
                 start, offset = offset, offset + len(raw)
                 if not raw.strip():
                     continue
                 try:
-                    doc = json.loads(raw.decode("utf-8"))
+                    doc = json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))
                 except UnicodeDecodeError as e:
                     raise ValueError(f"{path}:{n}: not UTF-8 text (byte {raw[e.start]:#04x} at offset "
                                      f"{start + e.start}); convert the file to UTF-8") from e
@@ -91,7 +94,7 @@ class _JsonLines:
                     continue
                 names.update(dict.fromkeys(doc))
                 numbers.append(n)
-        return cls(path, list(names), numbers)
+        return cls(path, list(names), numbers, identity)
 
     def batches(self, size: int) -> Iterator[pa.Table]:
         """The rows as Arrow tables of `size` rows (every column of the file in each), in order."""
@@ -99,15 +102,30 @@ class _JsonLines:
         line = next(wanted, None)
         with self.path.open("rb") as fh:
             for n, raw in enumerate(fh, 1):
-                if n != line:
-                    continue
-                rows.append(json.loads(raw.decode("utf-8")))
-                line = next(wanted, None)
-                if len(rows) == size or line is None:
+                if line is None:
+                    break
+                if n == line:
+                    rows.append(self._row(raw, n))
+                    line = next(wanted, None)
+                if rows and (len(rows) == size or line is None):
                     yield rows_table(rows, self.names, str(self.path))
                     rows = []
-        if line is not None:
-            raise ValueError(f"{self.path} changed while it was read: line {line} is gone; read it again")
+        if line is not None or str(files_fingerprint([self.path])) != self.identity:
+            raise self._changed(line)
+
+    def _row(self, raw: bytes, n: int) -> dict[str, Any]:
+        """Line `n`, which the scan found to be a JSON object."""
+        try:
+            doc = json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            doc = None
+        if not isinstance(doc, dict):
+            raise self._changed(n)
+        return doc
+
+    def _changed(self, line: int | None) -> ValueError:
+        at = "" if line is None else f" (line {line})"
+        return ValueError(f"{self.path} changed while it was read{at}; load it again")
 
 
 @dataclass
@@ -146,7 +164,10 @@ class _Part:
         """The whole part as a Dataset (parquet files through `Dataset.from_parquet`; JSON lines in memory)."""
         if self.json_lines is not None:
             tables = list(self.batches(BATCH_ROWS)) or [rows_table([], self.column_names, self.name)]
-            return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="permissive")))
+            try:
+                return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="permissive")))
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                raise ValueError(f"{self.json_lines.path}: a column holds values of mixed types ({e})") from e
         return self.ds if self.ds is not None else Dataset.from_parquet(self.files)
 
     def batches(self, size: int) -> Iterator[pa.Table]:
@@ -154,6 +175,7 @@ class _Part:
         (a slice of a table would take the whole table's buffers along when pickled to a worker)."""
         if self.json_lines is not None:
             yield from self.json_lines.batches(size)
+            return
         if self.ds is not None:
             for batch in self.ds.with_format("arrow").iter(batch_size=size):
                 yield batch.take(np.arange(len(batch)))
@@ -177,13 +199,13 @@ def _bad(message: str, on_error: OnError, report: LoadReport) -> None:
 def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
     """JSON lines, streamed (`_JsonLines`), or one JSON array, read whole; a bad line or item is
     named file:line or file[index]."""
-    identity = str(files_fingerprint([path]))
     with path.open("rb") as fh:
-        if not fh.read(1 << 16).lstrip().startswith(b"["):
-            return _Part(None, path.name, path.stem, json_lines=_JsonLines.scan(path, on_error, report),
-                         identity=identity)
+        if not fh.read(1 << 16).removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
+            lines = _JsonLines.scan(path, on_error, report)
+            return _Part(None, path.name, path.stem, json_lines=lines, identity=lines.identity)
+    identity = str(files_fingerprint([path]))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise ValueError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "

@@ -93,8 +93,21 @@ def test_a_jsonl_file_cut_short_while_read_is_an_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "p.jsonl", ROWS)
     lines = _JsonLines.scan(path, "raise", LoadReport("p"))
     write_jsonl(path, ROWS[:1])
-    with pytest.raises(ValueError, match="changed while it was read: line 2 is gone"):
+    with pytest.raises(ValueError, match=r"changed while it was read \(line 2\)"):
         list(lines.batches(10))
+    path.write_text(json.dumps(ROWS[0]) + "\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"changed while it was read \(line 2\)"):
+        list(lines.batches(10))
+    write_jsonl(path, [ROWS[0], {**ROWS[1], "problem": "Another question?"}])
+    os.utime(path, (1, 1))  # a different time, as any rewrite has
+    with pytest.raises(ValueError, match="changed while it was read; load it again"):
+        list(lines.batches(10))
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    for name, text in (("p.jsonl", "".join(json.dumps(r) + "\n" for r in ROWS)), ("p.json", json.dumps(ROWS))):
+        (tmp_path / name).write_text("\ufeff" + text, encoding="utf-8")
+        check_problems(load_problems(tmp_path / name), ROWS, name)
 
 
 def test_batches_of_a_dataset_hold_only_their_own_rows() -> None:
