@@ -2,6 +2,7 @@
 
 A source is a jsonl/json/parquet/csv path or glob, a folder saved with `save_to_disk`, a folder of
 parquet shards (our generator's output), a hub name, a `datasets.Dataset` or a `pandas.DataFrame`.
+JSON lines and parquet are read a batch at a time (a file holding one JSON array is read whole).
 Presets map known layouts onto our columns; `columns=` ({ours: theirs}) maps any other. Bad input
 fails naming the file:line or row and the columns that exist; with `on_error="skip"` it is dropped
 and reported (a logged warning and a `LoadReport`), never silently.
