@@ -30,3 +30,17 @@ def test_scale_benchmark_at_ten_thousand_traces(tmp_path: Path) -> None:
     assert size["identical"] is True and size["selected"] == 1000
     assert all(s["seconds"] >= 0 and s["peak_rss_gb"] > 0 for s in size["stages"])
     assert report["dedup"]["3000"][-1]["same_rows_and_owners"] is True
+
+
+@needs_data
+@pytest.mark.slow  # builds, loads, tags, selects and embeds 2,000 traces
+def test_scale_benchmark_reads_json_lines(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    args = ["--sizes", "2000", "--input", "jsonl", "--k", "500", "--compare-rows", "500", "--dedup-rows", "0",
+            "--json", str(out)]
+    done = subprocess.run([sys.executable, str(SCALE), *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    size = json.loads(out.read_text())["sizes"]["2000"]
+    assert size["input"] == "jsonl" and size["input_mb"] > size["parquet_mb"]
+    assert size["identical"] is True
