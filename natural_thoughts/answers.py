@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from .parse import extract_final_answer
+from .parse import extract_final_answer, parse_trace
 
 Method = Literal["math", "exact", "choice"]
 METHODS: tuple[str, ...] = ("math", "exact", "choice")
@@ -184,11 +184,20 @@ def majority_vote(answers: list[str | None]) -> list[bool | None]:
 
 
 def weak_final(text: str | None) -> str | None:
-    """The final answer in a weak-model cell: the cell itself, or extracted from a full response
-    (a cell holding `\\boxed`, a newline or more than `RESPONSE_CHARS` characters)."""
-    if text is None or not ("\\boxed" in text or "\n" in text or len(text) > RESPONSE_CHARS):
-        return text
-    return extract_final_answer(text)
+    """The final answer in a weak-model cell: the one it states, read as a teacher's trace is read
+    (`parse.parse_trace`: from its answer part, a concluding sentence included); else, for a full
+    response (holding `\\boxed` or a newline, or longer than `RESPONSE_CHARS`), any it states
+    anywhere (`extract_final_answer`: a box that opens the response, say); else the cell itself,
+    a bare answer. Reading the answer part first keeps a prose answer, and a statement from the
+    working ("... simplify: $$19x - 4x + 1 - 81 = 15x - 80.$$") is not taken for the answer."""
+    if text is None:
+        return None
+    stated = parse_trace(text).final_answer
+    if stated is not None:
+        return stated
+    if "\\boxed" in text or "\n" in text or len(text) > RESPONSE_CHARS:
+        return extract_final_answer(text)
+    return text
 
 
 def closing_part(text: str, chars: int = CLOSING_CHARS) -> str:

@@ -12,6 +12,7 @@ import yaml
 from datasets import Dataset
 
 from natural_thoughts import attach_weak, load_traces
+from natural_thoughts.parse import parse_trace
 from natural_thoughts.pipeline.config import RunConfig
 from natural_thoughts.pipeline.runner import run
 from natural_thoughts.schema import normalize_text
@@ -83,6 +84,22 @@ def test_math_judge_decides_every_row_where_both_sides_box_an_answer(teacher: st
     assert not undecided, f"rows boxed on both sides left undecided: {undecided[:10]}"
     sel = ModelsDisagree(judge="math").select(joined)
     assert sorted(sel.indices.tolist()) == [i for i, v in enumerate(verdicts) if v is False]
+
+
+@needs_data
+@pytest.mark.parametrize(("teacher", "weak"), PAIRS)
+def test_the_same_final_answer_on_both_sides_is_agreement(teacher: str, weak: str) -> None:
+    """The weak response is read as the teacher's trace is (its answer part, a prose conclusion
+    included): where both state the same final answer, the models agree, and where both state one,
+    the math judge decides."""
+    joined = attach_weak(load_traces(DATA / teacher, preset="skythought_eval"), DATA / weak,
+                         preset="skythought_eval", on="problem")
+    weak_finals = [parse_trace(w).final_answer if w else None for w in joined["weak_answer"]]
+    verdicts = ModelsDisagree(judge="math").verdicts(joined)
+    pairs = list(zip(joined["final_answer"], weak_finals, verdicts))
+    assert any(t == w for t, w, _ in pairs if t is not None)
+    assert [(t, v) for t, w, v in pairs if t is not None and t == w and v is not True] == []
+    assert [(t, w) for t, w, v in pairs if t is not None and w is not None and v is None] == []
 
 
 @needs_data
