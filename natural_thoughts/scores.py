@@ -24,7 +24,7 @@ CHARS_PER_TOKEN = 4
 APPROX_SOURCE = f"approx:chars/{CHARS_PER_TOKEN}"
 
 
-def _non_empty(values: pa.ChunkedArray) -> pa.ChunkedArray:
+def non_empty(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """True where a text cell is a non-empty string (null and "" are False); read from the offsets
     alone (a byte length), so the characters are not scanned."""
     return pc.fill_null(pc.greater(pc.binary_length(values), 0), False)
@@ -38,7 +38,7 @@ def _ints(batch: pa.Table, name: str, present: bool) -> pa.ChunkedArray | pa.Arr
 def _count_batch(tokenizer: Any, tokenizer_name: str, approximate: bool, batch: pa.Table) -> pa.Table:
     """The two score columns of one batch, as `add_reasoning_tokens` documents."""
     names = batch.column_names
-    own = pc.or_(_non_empty(batch.column("reasoning")), pc.invert(_non_empty(batch.column("answer"))))
+    own = pc.or_(non_empty(batch.column("reasoning")), pc.invert(non_empty(batch.column("answer"))))
     engine = pc.if_else(own, _ints(batch, "reasoning_tokens", "reasoning_tokens" in names),
                         _ints(batch, "answer_tokens", "answer_tokens" in names))
     need = pc.is_null(engine).to_numpy(zero_copy_only=False)

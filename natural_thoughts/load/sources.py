@@ -83,7 +83,7 @@ class _JsonLines:
                 if not raw.strip():
                     continue
                 try:
-                    doc = json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))
+                    doc = cls._parse(raw, n)
                 except UnicodeDecodeError as e:
                     raise ValueError(f"{path}:{n}: not UTF-8 text (byte {raw[e.start]:#04x} at offset "
                                      f"{start + e.start}); convert the file to UTF-8") from e
@@ -114,10 +114,15 @@ class _JsonLines:
         if line is not None or str(files_fingerprint([self.path])) != self.identity:
             raise self._changed(line)
 
+    @staticmethod
+    def _parse(raw: bytes, n: int) -> Any:
+        """Line `n` as JSON (a UTF-8 byte-order mark before the first is read past)."""
+        return json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))
+
     def _row(self, raw: bytes, n: int) -> dict[str, Any]:
         """Line `n`, which the scan found to be a JSON object."""
         try:
-            doc = json.loads(raw.decode("utf-8-sig" if n == 1 else "utf-8"))
+            doc = self._parse(raw, n)
         except ValueError:  # JSONDecodeError, UnicodeDecodeError
             doc = None
         if not isinstance(doc, dict):

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
+from ..scores import non_empty
 from .presets import TRACE_PRESETS
 
 
@@ -32,8 +33,7 @@ def summarize(source: Any, preset: str | None = None) -> dict[str, Any]:
         if "problem_id" in columns:
             ids += columns["problem_id"].chunks
         if "reference_answer" in columns:
-            given = pc.greater(pc.utf8_length(columns["reference_answer"]), 0)
-            counts["reference_answer"] += pc.sum(given).as_py() or 0
+            counts["reference_answer"] += pc.sum(non_empty(columns["reference_answer"])).as_py() or 0
         for name in ("error", "final_answer"):
             counts[name] += len(batch) - columns[name].null_count if name in columns else 0
         if "flags" in columns:
