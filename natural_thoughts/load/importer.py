@@ -33,8 +33,9 @@ from .presets import BadRow, Preset
 Duplicates = Literal["raise", "number"]
 BATCH_ROWS = 2_000
 """Source rows per conversion batch (and per record batch of the imported file)."""
-KEPT_COLUMNS = ("weak_answer", "weak_model")
-"""Source columns kept as columns (like any `label.*` / `score.*`), not packed into `extra`."""
+KEPT_COLUMNS = ("weak_answer", "weak_model", "tests", "fn_name")
+"""Source columns kept as columns (like any `label.*` / `score.*`), not packed into `extra`: a weak
+model's response, a program's tests and the function they call."""
 _TYPES = {f.name: f.type for f in schema.TRACE_SCHEMA}
 """Arrow type of every problem/trace column, so that all-null columns still get their real type."""
 _ROW = "__row"
@@ -50,8 +51,12 @@ def rows_table(rows: list[dict[str, Any]], names: list[str], what: str) -> pa.Ta
     """An Arrow table of row dicts with our column types; an unconvertible column is named."""
     arrays = {}
     for name in names:
+        values = [r.get(name) for r in rows]
+        if _TYPES.get(name) == pa.string() and any(isinstance(v, (dict, list)) for v in values):
+            # a structured value under one of our text columns' names (LiveCodeBench's `source` object)
+            values = [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in values]
         try:
-            arrays[name] = pa.array([r.get(name) for r in rows], type=_TYPES.get(name))
+            arrays[name] = pa.array(values, type=_TYPES.get(name))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise ValueError(f"{what}: column {name!r} holds values of mixed types ({e})") from e
     return pa.table(arrays)

@@ -7,6 +7,8 @@ entry-point groups `natural_thoughts.problem_presets` / `natural_thoughts.trace_
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 from datasets import Dataset
 
+from ..code.formats import assertion, dump_tests, livecodebench
+from ..code.runner import TestCase
 from ..registry import Registry
 from ..schema import trace_id
 
@@ -67,6 +71,47 @@ def _skythought(out: dict[str, Any]) -> None:
     answer = out.pop("answer", None)
     if _stripped_from(out["reference_answer"], answer):
         out["reference_answer"] = answer
+
+
+def _hidden_test(logged: dict[str, Any] | None, fn_name: str | None) -> TestCase | None:
+    """The hidden test LiveCodeBench's grader logged for a failed program, where it is whole: a
+    stdin input, or a LeetCode Python-literal list of arguments (a `...(truncated)` one is unusable)."""
+    if not logged or logged.get("input") is None or logged.get("expected") is None:
+        return None
+    given, expected = str(logged["input"]), str(logged["expected"])
+    if "(truncated)" in given or "(truncated)" in expected:
+        return None
+    if not fn_name:
+        return TestCase("stdin", given, expected)
+    try:
+        arguments = ast.literal_eval(given)
+        value = json.loads(expected)
+    except (ValueError, SyntaxError):
+        return None
+    return TestCase("call", json.dumps(arguments), json.dumps(value), fn_name) if isinstance(arguments, list) else None
+
+
+def _livecodebench(out: dict[str, Any]) -> None:
+    """LiveCodeBench submissions: the statement's sample tests plus the hidden test the grader logged
+    for a failed program become `tests`; a starter code (LeetCode's signature) is appended to the
+    problem; the grader's verdict is `label.evaluator_correct`."""
+    fn_name = out.get("fn_name") or None
+    tests = livecodebench(out.pop("tests") or [], fn_name)
+    hidden = _hidden_test(out.pop("hidden_failing_test", None), fn_name)
+    out["tests"] = dump_tests(tests + ([hidden] if hidden else []))
+    starter = (out.pop("starter_code", None) or "").strip()
+    if starter:
+        out["problem"] = f"{out['problem']}\n\nStarter code:\n```python\n{starter}\n```"
+    out[EVALUATOR_CORRECT] = None if out[EVALUATOR_CORRECT] is None else bool(out[EVALUATOR_CORRECT])
+
+
+def _reflexion(out: dict[str, Any]) -> None:
+    """Reflexion's HumanEval/MBPP runs: the id is `task_id` (HumanEval) or `name` (MBPP); the
+    solution becomes a fenced answer; the test code with its entry point becomes `tests`."""
+    out["problem_id"] = out["problem_id"] or out.pop("name", None)
+    out["completion"] = f"```python\n{out['completion']}\n```"
+    out["tests"] = dump_tests(assertion(out.pop("test"), out["fn_name"]))
+    out[EVALUATOR_CORRECT] = bool(out[EVALUATOR_CORRECT])
 
 
 HUMAN_STAGE = re.compile(r"human_stage(\d+)")
@@ -148,6 +193,20 @@ TRACE_PRESETS.register(Preset(
     drop=("gt_cot", "solution", "pred", "report"),
     optional=("answer",),
 ), name="skythought_eval")
+TRACE_PRESETS.register(Preset(
+    {"problem": "question_content", "problem_id": "question_id", "completion": "output", "model": "model",
+     "sample_index": "sample_index", "tests": "public_tests_from_statement", "fn_name": "fn_name",
+     EVALUATOR_CORRECT: "graded"},
+    _livecodebench,
+    drop=("code", "pass@1"),
+    optional=("hidden_failing_test", "starter_code"),
+), name="livecodebench")
+TRACE_PRESETS.register(Preset(
+    {"problem": "prompt", "problem_id": "task_id", "completion": "solution", "model": "run", "test": "test",
+     "fn_name": "entry_point", EVALUATOR_CORRECT: "is_solved"},
+    _reflexion,
+    optional=("name",),
+), name="reflexion")
 TRACE_PRESETS.register(Preset(
     {"problem": "problem", "completion": "solution", "reference_answer": "expected_answer", "model": "solution_type"},
     finish=_nemotron_stages,
