@@ -18,12 +18,15 @@ AnnotatorSpec = str | dict[str, dict[str, Any]]
 
 @register_stage("annotate", order=40)
 class AnnotateConfig(ColumnStage, Workers):
-    """Labels as `label.*` columns: the model-free strategy `tagger` and/or LLM `annotators` (names
-    from `annotate.ANNOTATORS`, or {name: params}) asked of `model` (default: the run's engine).
+    """Labels as `label.*` columns: the model-free strategy `tagger`, the model-free
+    `reasoning_flags` (`steps.flag_reasoning`: no derivation, an announced guess) and/or LLM
+    `annotators` (names from `annotate.ANNOTATORS`, or {name: params}, e.g. `reasoning`, the first
+    wrong step) asked of `model` (default: the run's engine).
     `executor: ray` tags as Ray tasks and judges on Ray actors (`executor_kwargs`: concurrency,
     num_gpus, ...)."""
 
     tagger: bool = False
+    reasoning_flags: bool = False
     annotators: list[AnnotatorSpec] = Field(default_factory=list)
     model: str | None = None
     backend: str = DEFAULT_BACKEND
@@ -44,16 +47,19 @@ class AnnotateConfig(ColumnStage, Workers):
 
     @model_validator(mode="after")
     def _something(self) -> AnnotateConfig:
-        if not self.tagger and not self.annotators:
-            raise ValueError("annotate needs `tagger: true` and/or a list of `annotators`")
+        if not self.tagger and not self.reasoning_flags and not self.annotators:
+            raise ValueError("annotate needs `tagger: true`, `reasoning_flags: true` and/or a list of `annotators`")
         return self
 
     def add(self, ds: Dataset, ctx: Context) -> Dataset:
-        """The strategy tagger, then the LLM annotators (on `model`, else the run's engine)."""
+        """The strategy tagger and reasoning flags, then the LLM annotators (on `model`, else the run's engine)."""
         from ..annotate import annotate, get_annotator, tag_strategies
+        from ..steps import flag_reasoning
 
         if self.tagger:
             ds = tag_strategies(ds, executor=self.executor, num_proc=self.num_proc)
+        if self.reasoning_flags:
+            ds = flag_reasoning(ds)
         if not self.annotators:
             return ds
         model, backend = ctx.model_for(self.model, self.backend, self.section, "the judge model")

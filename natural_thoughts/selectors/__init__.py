@@ -19,6 +19,7 @@ from .fewshot import FewShot
 from .length import LengthRange, Long, RankDecay, TopLength
 from .quality import Correct, DropFlags, LanguageMix, Repetition
 from .random import Random
+from .reasoning import ReasoningOk
 from .verbosity import VerbosityBand
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "PassRate",
     "Random",
     "RankDecay",
+    "ReasoningOk",
     "Repetition",
     "Selection",
     "Selector",
