@@ -11,7 +11,7 @@ from importlib.metadata import version as _version
 
 from . import selectors
 from .ablate import ablate
-from .annotate import annotate, tag_strategies
+from .annotate import annotate, judge_agreement, tag_strategies
 from .export import export
 from .generate import generate
 from .guide import guide
@@ -22,6 +22,7 @@ from .pipeline import RunConfig, run
 from .refine import refine
 from .scores import add_reasoning_tokens
 from .selectors import Selection, Selector, select
+from .steps import flag_reasoning
 from .verify import verify
 
 __version__ = _version("natural-thoughts")
@@ -36,8 +37,10 @@ __all__ = [
     "annotate",
     "attach_weak",
     "export",
+    "flag_reasoning",
     "generate",
     "guide",
+    "judge_agreement",
     "load_problems",
     "load_traces",
     "mix",

@@ -3,11 +3,13 @@
 `annotate(traces, ["strategies", "domain", ...], model=...)` adds `label.*` columns through the same
 backends and resumable shards as `generate`; `tag_strategies` fills `label.strategies` without a
 model; `LLMJudge` (built from a config value by `build_judge`) decides answer equivalence for
-`ModelsDisagree(judge="llm")` and `verify`.
+`ModelsDisagree(judge="llm")` and `verify`; `ReasoningJudge` finds a trace's first wrong step and
+`judge_agreement` measures it (or the model-free `steps.flag_reasoning`) against step-labelled data.
 """
 
 from __future__ import annotations
 
+from .agreement import LABELLED_SETS, judge_agreement, read_labelled
 from .annotators import (
     ANNOTATORS,
     AnswerJudge,
@@ -20,6 +22,7 @@ from .annotators import (
 )
 from .base import Annotator, ReplyError, shorten
 from .judge import LLMJudge, build_judge
+from .reasoning import ReasoningJudge
 from .runner import DEFAULT_SAMPLING, annotate
 from .tagger import MARKERS, tag_strategies, tag_text, tagger_agreement
 from .taxonomy import DOMAINS, STRATEGIES
@@ -28,6 +31,7 @@ __all__ = [
     "ANNOTATORS",
     "DEFAULT_SAMPLING",
     "DOMAINS",
+    "LABELLED_SETS",
     "MARKERS",
     "STRATEGIES",
     "Annotator",
@@ -35,6 +39,7 @@ __all__ = [
     "Difficulty",
     "Domain",
     "LLMJudge",
+    "ReasoningJudge",
     "ReplyError",
     "ResponseJudge",
     "Strategies",
@@ -42,6 +47,8 @@ __all__ = [
     "annotate",
     "build_judge",
     "get_annotator",
+    "judge_agreement",
+    "read_labelled",
     "shorten",
     "tag_strategies",
     "tag_text",

@@ -65,6 +65,8 @@ class Annotator:
     scope: ClassVar[Literal["trace", "problem"]] = "trace"
     needs: ClassVar[tuple[str, ...]] = ()
     """Columns `context` reads."""
+    optional: ClassVar[tuple[str, ...]] = ()
+    """Columns `context` reads where the traces have them."""
 
     def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, prompt: str | Path | None = None,
                  name: str | None = None) -> None:

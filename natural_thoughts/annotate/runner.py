@@ -71,7 +71,8 @@ class Judging(ModelPass):
 
     @property
     def columns(self) -> tuple[str, ...]:  # type: ignore[override]
-        return tuple(dict.fromkeys([self.key[0], *self.annotator.needs, "reasoning", "completion"]))
+        return tuple(dict.fromkeys([self.key[0], *self.annotator.needs, *self.annotator.optional, "reasoning",
+                                    "completion"]))
 
     @property
     def error_column(self) -> str:  # type: ignore[override]

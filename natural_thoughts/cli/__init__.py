@@ -6,9 +6,9 @@ does: whole runs, commands over a traces file, teacher passes, commands over a g
 
 from .core import app
 from .runs import ablate, demo, run
-from .traces import annotate_command, inspect, tagger_agreement_command
+from .traces import annotate_command, inspect, judge_agreement_command, tagger_agreement_command
 from .passes import generate_command, guide_command, refine_command
 from .folders import merge_command, status_command
 
-__all__ = ["app", "run", "ablate", "demo", "inspect", "annotate_command", "tagger_agreement_command",
+__all__ = ["app", "run", "ablate", "demo", "inspect", "annotate_command", "tagger_agreement_command", "judge_agreement_command",
            "generate_command", "guide_command", "refine_command", "status_command", "merge_command"]

@@ -1,4 +1,5 @@
-"""Commands over a traces file: `inspect` it, label it (`annotate`), check the tagger (`tagger-agreement`)."""
+"""Commands over a traces file: `inspect` it, label it (`annotate`), check the tagger (`tagger-agreement`)
+and a reasoning judge against step-labelled data (`judge-agreement`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..annotate import ANNOTATORS, DEFAULT_SAMPLING
+from ..annotate.base import DEFAULT_MAX_CHARS
 from ..pipeline import AnnotateConfig
 from .core import app, default
 
@@ -28,7 +30,7 @@ def inspect(
 def annotate_command(
     path: str = typer.Argument(..., help="A traces file, folder or glob."),
     annotator: list[str] = typer.Option(..., "--annotator", "-a", help=f"{', '.join(ANNOTATORS.names())}, "
-                                        "or tagger (model-free); repeat for several."),
+                                        "or tagger / reasoning_flags (model-free); repeat for several."),
     model: Optional[str] = typer.Option(None, help="The judge model: a hub name or a local folder."),
     backend: str = typer.Option(default(AnnotateConfig, "backend"), help="vllm or openai."),
     preset: Optional[str] = typer.Option(None, help="A loader preset, e.g. skythought_eval."),
@@ -40,11 +42,13 @@ def annotate_command(
     """Add label.* columns to the traces at PATH with LLM judges and/or the heuristic tagger."""
     from ..annotate import annotate, tag_strategies
     from ..load.sources import load_traces
+    from ..steps import flag_reasoning
 
     if "tagger" in annotator and "strategies" in annotator:
         raise typer.BadParameter("'tagger' and 'strategies' both write label.strategies; pick one "
                                  "(compare them with `natural-thoughts tagger-agreement`)")
-    judges = [a for a in annotator if a != "tagger"]
+    model_free = ("tagger", "reasoning_flags")
+    judges = [a for a in annotator if a not in model_free]
     if judges and model is None:
         raise typer.BadParameter(f"the LLM annotators {judges} need --model")
     ds = load_traces(path, preset=preset)
@@ -53,6 +57,8 @@ def annotate_command(
                       sampling={"max_tokens": max_tokens})
     if "tagger" in annotator:
         ds = tag_strategies(ds)
+    if "reasoning_flags" in annotator:
+        ds = flag_reasoning(ds)
     target = out or output_dir / "annotated.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(target))
@@ -72,3 +78,28 @@ def tagger_agreement_command(
     from ..load.sources import load_traces
 
     typer.echo(json.dumps(tagger_agreement(load_traces(path, preset=preset), column=column), indent=2))
+
+
+@app.command("judge-agreement")
+def judge_agreement_command(
+    path: str = typer.Argument(..., help="A step-labelled JSON-lines file (MR-Ben, or ProcessBench-style rows)."),
+    preset: str = typer.Option("mrben", help="How to read it: mrben or processbench."),
+    judge: str = typer.Option("rule", help="rule (model-free flags) or llm (the `reasoning` annotator, needs --model)."),
+    model: Optional[str] = typer.Option(None, help="The judge model for --judge llm: a hub name or a local folder."),
+    backend: str = typer.Option(default(AnnotateConfig, "backend"), help="vllm or openai."),
+    output_dir: Path = typer.Option(Path("runs/judge-agreement"), help="The LLM judge's shards (re-running resumes)."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N labelled rows."),
+    max_tokens: int = typer.Option(DEFAULT_SAMPLING["max_tokens"], help="Token cap of each judge reply."),
+    max_chars: int = typer.Option(DEFAULT_MAX_CHARS, help="Characters of question and steps shown to the judge."),
+) -> None:
+    """Report a reasoning judge's precision and recall for "the reasoning has an error" on labelled data."""
+    from ..annotate import ReasoningJudge, judge_agreement
+
+    if judge not in ("rule", "llm"):
+        raise typer.BadParameter(f"--judge is rule or llm, not {judge!r}")
+    if judge == "llm" and model is None:
+        raise typer.BadParameter("--judge llm needs --model")
+    options = {"output_dir": output_dir, "sampling": {"max_tokens": max_tokens},
+               "annotator": ReasoningJudge(max_chars=max_chars)} if judge == "llm" else {}
+    report = judge_agreement(path, preset=preset, judge=judge, model=model, backend=backend, limit=limit, **options)  # type: ignore[arg-type]
+    typer.echo(json.dumps(report, indent=2))
