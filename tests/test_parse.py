@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from natural_thoughts.parse import CONCLUDING_PARAGRAPHS, FORMATS, SKY_MARKERS, THINK_MARKERS
-from natural_thoughts.parse import extract_final_answer, parse_trace
-from natural_thoughts.parse import _ANSWER_HEADER, _PARAGRAPH_BREAK, _SKY_MARKER, _THINK_MARKER
-from natural_thoughts.parse import _answer_headers, _boxes_from_last, _brace_pairs, _closing_brace, _drop_markers
-from natural_thoughts.parse import _paragraph_starts, _split_chain, _stated_answer, _without_partial_marker
+from natural_thoughts.parse import FORMATS, SELF_CORRECTION, SKY_MARKERS, THINK_MARKERS, extract_final_answer, parse_trace
+from natural_thoughts.parse import prose_answer
+from natural_thoughts.parse.chain import _ANSWER_HEADER, _answer_headers, _cuts_a_step, _split_chain
+from natural_thoughts.parse.final import CONCLUDING_PARAGRAPHS, _PARAGRAPH_BREAK, _boxes_from_last, _brace_pairs
+from natural_thoughts.parse.final import _closing_brace, _paragraph_starts, _stated_answer
+from natural_thoughts.parse.markers import _SKY_MARKER, _THINK_MARKER, _drop_markers, _without_partial_marker
 from natural_thoughts.schema import FLAGS
 
 from tests.conftest import DATA, needs_data
@@ -255,20 +256,40 @@ def test_marker_removal_and_cut_markers_equal_the_plain_loops(parts: list[str]) 
 
 chain_texts = st.lists(st.sampled_from(["\n", "\n\n", "\n\n\n", "\n \n", " ", "\u3000", "x", "Wait.", "So x = 5.",
                                         "It is 7.", "\\boxed{2}", "\\boxed{", "}", "\\fbox{}", "Answer: 3",
-                                        "**Final Answer**", "("]), max_size=30)
+                                        "**Final Answer**", "(", "we get:", "```", "```output", "1. **Step**",
+                                        "hmm", "Let me verify", "é", "WAIT"]), max_size=30)
+
+
+def _settled_reference(body: str, found: int) -> int | None:
+    """`_settled_start` read the plain way: every start of the text found and judged."""
+    fences = [m.start() for m in re.finditer("```", body)]
+    after_code = [len(body) - len(body[body.find("\n", f):].lstrip()) if "\n" in body[f:] else len(body)
+                  for f in fences[1::2]]
+    starts = sorted({0, found, *(m.end() for m in _PARAGRAPH_BREAK.finditer(body)), *after_code} - {len(body)})
+    clean = [i for i, at in enumerate(starts) if i and not _cuts_a_step(body, starts[i - 1], at, fences)]
+    here = starts.index(found)
+    chosen = ([i for i in clean if i <= here][-1:] or [i for i in clean if i > here][:1] or [None])[0]
+    doubts = [] if chosen is None else [m.start() for m in SELF_CORRECTION.finditer(body, starts[chosen])]
+    if doubts:
+        last_doubt = max(i for i, at in enumerate(starts) if at <= doubts[-1])
+        chosen = next((i for i in clean if i > last_doubt), None)
+    return None if chosen is None else starts[chosen]
 
 
 def _split_chain_reference(text: str) -> tuple[str, str]:
-    """`_split_chain` read the plain way: every paragraph start found, every closing paragraph read."""
+    """`_split_chain` read the plain way: every paragraph start found, every closing paragraph read,
+    every start judged."""
     body = text.strip()
     half = len(body) // 2
     headers = [m.start() for m in _ANSWER_HEADER.finditer(body) if m.start() >= half]
     starts = [0] + [m.end() for m in _PARAGRAPH_BREAK.finditer(body)]
     closing = starts[-CONCLUDING_PARAGRAPHS:]
-    found = headers[-1:] or [i for i in closing if _stated_answer(body[i:])[0] is not None][:1]
     boxes = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)", body) if m.start() >= half]
-    if not found and boxes:
-        found = [max(i for i in starts if i <= boxes[-1])]
+    found = (headers[-1:] or [i for i in closing if extract_final_answer(body[i:]) is not None][:1]
+             or [max(i for i in starts if i <= b) for b in boxes[-1:]]
+             or [i for i in closing if prose_answer(body[i:]) is not None][:1])
+    if found and found[0]:
+        found = [i for i in [_settled_reference(body, found[0])] if i is not None]
     if not found or not body[: found[0]].strip():
         return body, ""
     return body[: found[0]].strip(), body[found[0] :].strip()

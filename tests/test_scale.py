@@ -24,7 +24,8 @@ from natural_thoughts.annotate.tagger import tag_batch, tag_strategies, tag_text
 from natural_thoughts.load.sources import load_traces
 from natural_thoughts.parallel import map_batches
 from natural_thoughts.parse import CHAIN_CUES, MIN_CHAIN_BREAKS, MIN_CHAIN_CHARS, MIN_CHAIN_CUES
-from natural_thoughts.parse import _PARAGRAPH_BREAK, _brace_pairs, is_chain
+from natural_thoughts.parse import is_chain
+from natural_thoughts.parse.final import _PARAGRAPH_BREAK, _brace_pairs
 from natural_thoughts.schema import REASONING_TOKENS, REASONING_TOKENS_SOURCE
 from natural_thoughts.scores import APPROX_SOURCE, add_reasoning_tokens
 

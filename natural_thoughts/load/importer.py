@@ -250,7 +250,7 @@ def import_rows(sources: list[Source], what: str, bad: Callable[[str], None], *,
     jobs = [s.job for s in sources]
     key = fingerprint_hash(["import", [s.identity for s in sources], Hasher.hash([j.spec for j in jobs]),
                             [j.mapping for j in jobs], jobs[0].reading.identity(), [j.model for j in jobs],
-                            cache.code_version(__file__, presets.__file__, parse.__file__)])
+                            cache.code_version(__file__, presets.__file__, *parse.SOURCE_FILES)])
     folder = cache.folder("imports")
     path, log = folder / f"{key}.arrow", folder / f"{key}.json"
     if path.exists() and log.exists():
