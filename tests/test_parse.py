@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from natural_thoughts.parse import FORMATS, SELF_CORRECTION, SKY_MARKERS, THINK_MARKERS, extract_final_answer, parse_trace
-from natural_thoughts.parse import prose_answer
+from natural_thoughts.parse import FORMATS, SELF_CORRECTION, SKY_MARKERS, THINK_MARKERS, extract_final_answer
+from natural_thoughts.parse import parse_trace, prose_answer
 from natural_thoughts.parse.chain import _ANSWER_HEADER, _answer_headers, _cuts_a_step, _split_chain
 from natural_thoughts.parse.final import CONCLUDING_PARAGRAPHS, _PARAGRAPH_BREAK, _boxes_from_last, _brace_pairs
 from natural_thoughts.parse.final import _closing_brace, _paragraph_starts, _stated_answer

@@ -113,7 +113,8 @@ def test_the_answer_starts_after_the_last_doubt() -> None:
 
 
 def test_a_chain_that_ends_in_doubt_has_no_answer_part() -> None:
-    p = parse_trace(f"Okay, let me think.\n\n{STEPS}\n\nSo the answer is 15.\n\nWait, maybe I need to recount the cases.")
+    doubt = "Wait, maybe I need to recount the cases."
+    p = parse_trace(f"Okay, let me think.\n\n{STEPS}\n\nSo the answer is 15.\n\n{doubt}")
     assert (p.answer, p.final_answer) == ("", None) and "no_final_answer" in p.flags
 
 
@@ -123,7 +124,8 @@ def test_a_chain_that_ends_in_doubt_has_no_answer_part() -> None:
     ("So the area is", "$$\nA = \\frac{1}{2} \\cdot 6 \\cdot 4 = 12\n$$"),
 ])
 def test_a_short_solution_is_not_cut_mid_step(lead: str, step: str) -> None:
-    p = parse_trace(f"We solve it step by step.\n\n{STEPS}\n\n{lead}\n\n{step}\n\nTherefore the answer is $\\boxed{{2}}$.")
+    closing = "Therefore the answer is $\\boxed{2}$."
+    p = parse_trace(f"We solve it step by step.\n\n{STEPS}\n\n{lead}\n\n{step}\n\n{closing}")
     assert p.answer.startswith(lead) and p.reasoning.endswith(STEPS[-40:])
 
 
