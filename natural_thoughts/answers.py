@@ -10,11 +10,13 @@ in `natural_thoughts.annotate` is one); `ask_judge` asks one about the pairs it 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import threading
 from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from .notation import RELATIVE_TOLERANCE, number_form
 from .parse import extract_final_answer, parse_trace
 
 Method = Literal["math", "exact", "choice"]
@@ -93,27 +95,63 @@ def choice_letter(s: str | None) -> str | None:
 
 
 def _math_equal(a: str, b: str) -> bool:
-    """math-verify on both answers (each wrapped in \\boxed{}), falling back to normalized strings."""
-    from math_verify import parse, verify
+    """Normalized strings, else math-verify on both answers in their `notation.number_form` (sci
+    notation spelt `\\times10^{n}`, thousands separators and units gone: math-verify reads `3e8`
+    and `8e3` as the same product 3·e·8), then as numbers within `RELATIVE_TOLERANCE` where a side
+    is a decimal. Numbers with different units differ."""
+    a, b = _bare(a), _bare(b)
+    (form_a, unit_a), (form_b, unit_b) = number_form(a), number_form(b)
+    if unit_a is not None and unit_b is not None and unit_a != unit_b:
+        return False
+    if normalize_answer(a) == normalize_answer(b):
+        return True
+    gold, pred = _parse(form_b), _parse(form_a)
+    return _verified(gold, pred) or _close_decimals(gold, pred)
 
-    in_main = threading.current_thread() is threading.main_thread()
-    timeout = MATH_TIMEOUT_S if in_main else None
-    gold = parse(_boxed(b), parsing_timeout=timeout)
-    pred = parse(_boxed(a), parsing_timeout=timeout)
-    same_string = normalize_answer(a) == normalize_answer(b)
-    if not gold or not pred:
-        return same_string
-    return bool(verify(gold, pred, timeout_seconds=timeout)) or same_string
+
+def _timeout() -> int | None:
+    """math-verify's timeout where it can use one (SIGALRM works in the main thread only)."""
+    return MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
-def _boxed(answer: str) -> str:
-    """Wrap a bare answer so that math-verify's LaTeX extraction finds it whole."""
-    text = answer.strip()
-    if "\\boxed" in text:
-        return text
+def _parse(answer: str) -> list[Any]:
+    """math-verify's reading of one answer (empty when it reads none); a bare answer is boxed first,
+    so that its LaTeX extraction takes it whole."""
+    from math_verify import parse
+
+    return parse(answer if "\\boxed" in answer else f"\\boxed{{{answer}}}", parsing_timeout=_timeout())
+
+
+def _verified(gold: list[Any], pred: list[Any]) -> bool:
+    """math-verify's verdict on two readings; False when either side was not read."""
+    from math_verify import verify
+
+    return bool(gold and pred and verify(gold, pred, timeout_seconds=_timeout()))
+
+
+def _close_decimals(gold: list[Any], pred: list[Any]) -> bool:
+    """Whether both readings are real numbers within `RELATIVE_TOLERANCE`, one written as a decimal
+    (a sympy Float in it); whole numbers and fractions are left to math-verify's exact comparison."""
+    from sympy import Expr, Float
+
+    values = [r[0] for r in (gold, pred) if r]
+    if len(values) != 2 or not all(isinstance(v, Expr) and v.is_number for v in values):
+        return False
+    if not any(v.atoms(Float) for v in values):
+        return False
+    try:
+        x, y = (float(v) for v in values)
+    except (TypeError, ValueError, OverflowError):  # complex or not finite: no decimal to round
+        return False
+    return math.isclose(x, y, rel_tol=RELATIVE_TOLERANCE)
+
+
+def _bare(answer: str) -> str:
+    """An answer without a `\\boxed{}` or `$...$` around the whole of it."""
+    text = _unwrap_boxed(answer.strip())
     if len(text) > 1 and text.startswith("$") and text.endswith("$"):
-        text = text.strip("$")
-    return f"\\boxed{{{text}}}"
+        text = text.strip("$").strip()
+    return text
 
 
 def equivalent(a: str | None, b: str | None, method: Method = "math") -> bool | None:

@@ -7,7 +7,18 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from ..answers import METHODS, Judge, Pairs, Texts, answer_or_closing, ask_judge, equivalent, weak_final
+from ..answers import (
+    METHODS,
+    Judge,
+    Method,
+    Pairs,
+    Texts,
+    answer_or_closing,
+    ask_judge,
+    equivalent,
+    reference_method,
+    weak_final,
+)
 from .base import Selector, column, register
 from .filter import Filter, Verdict
 
@@ -19,15 +30,30 @@ def judge_pairs(pairs: Pairs, judge: str, llm_judge: Judge | None = None, what: 
                 questions: Texts | None = None, references: Texts | None = None) -> list[bool | None]:
     """Equivalence of each (a, b) pair by `judge`; None where a side is missing or undecided.
 
-    `questions`/`references` go to the LLM judge only (`answers.ask_judge`)."""
+    With `judge="math"` and `references`, a pair is compared as `verify` compares an answer to its
+    reference (`answers.reference_method`: choice letters for an option letter, so that `(C) Plane`
+    and `C` agree; normalized strings for a plain word), and two answers that both equal the
+    reference agree (`-2` "for both" and `(-2, -2)` against `-2,-2`). `questions` go to the LLM
+    judge only (`answers.ask_judge`), with the references."""
     if judge not in JUDGES:
         raise ValueError(f"{what}: unknown judge {judge!r}; choose one of {JUDGES}")
     if judge != "llm":
-        return [equivalent(a, b, judge) for a, b in pairs]  # type: ignore[arg-type]
+        refs = [None] * len(pairs) if references is None else references
+        return [_same(a, b, judge, r) for (a, b), r in zip(pairs, refs)]
     if llm_judge is None:
         raise ValueError(f"{what}: judge='llm' needs llm_judge=<a Judge object, a model name, or a dict such as "
                          "{model: NAME_OR_PATH, backend: vllm|openai, base_url: ..., sampling: {...}}>")
     return ask_judge(llm_judge, pairs, questions, references, what)
+
+
+def _same(a: str | None, b: str | None, judge: str, reference: str | None) -> bool | None:
+    """Whether `a` and `b` agree by `judge` (see `judge_pairs` for what "math" does with a reference)."""
+    by_reference = reference_method(reference) if judge == "math" else None
+    method: Method = by_reference if by_reference in ("choice", "exact") else judge  # type: ignore[assignment]
+    direct = equivalent(a, b, method)
+    if direct is not False or by_reference is None:
+        return direct
+    return equivalent(a, reference, method) is True and equivalent(b, reference, method) is True
 
 
 @register
@@ -85,13 +111,15 @@ class ModelsDisagree(Filter):
         """`judge`'s verdicts on `rows`: bare final answers, or responses shown to the LLM judge."""
         teacher = column(ds, self.teacher_column, "ModelsDisagree (teacher_column)")
         weak = column(ds, self.weak_column, "ModelsDisagree (weak_column)")
-        if self.judge != "llm":
-            return judge_pairs([(teacher[i], weak_final(weak[i])) for i in rows], self.judge, what="ModelsDisagree")
-        judge = self._llm_judge()
 
         def cells(name: str) -> list[Any]:
             values = column(ds, name) if name in ds.column_names else [None] * len(ds)
             return [values[i] for i in rows]
+
+        if self.judge != "llm":
+            return judge_pairs([(teacher[i], weak_final(weak[i])) for i in rows], self.judge, what="ModelsDisagree",
+                               references=cells("reference_answer"))
+        judge = self._llm_judge()
 
         responses = cells("completion")
         pairs = [(t if (t or "").strip() else answer_or_closing(r), answer_or_closing(w))
@@ -189,7 +217,7 @@ class WeakSolves(Filter):
         weak = column(ds, self.weak_column, "WeakSolves (weak_column)")
         refs = column(ds, self.reference_column, "WeakSolves (reference_column)")
         verdicts = judge_pairs([(weak_final(w), r) for w, r in zip(weak, refs)], self.judge,
-                               what="WeakSolves")
+                               what="WeakSolves", references=refs)
         pids = (column(ds, "problem_id") if "problem_id" in ds.column_names
                 else np.arange(len(ds)))
         solved_pids = {p for p, v in zip(pids, verdicts) if v}
