@@ -400,3 +400,14 @@ def test_prompt_that_opened_the_reasoning_makes_auto_read_think() -> None:
     cut = parse_trace("step one, step two", format=format_for_prompt("auto", "<think>\n"), finish_reason="length")
     assert cut.reasoning == "step one, step two" and cut.answer == ""
     assert {"unterminated_reasoning", "truncated"} <= set(cut.flags)
+
+
+def test_a_fenced_program_is_an_answer_not_a_chain() -> None:
+    """LiveCodeBench's o1-mini outputs: one fenced program whose blank lines once read as paragraphs,
+    so the program went to `reasoning` and the answer part was empty."""
+    program = "```python\nimport sys\n\n\ndef main():\n    data = sys.stdin.read().split()\n\n" + \
+        "    # so first we parse, then we check, wait: then print\n" * 12 + "\n\nmain()\n```"
+    parsed = parse_trace(program)
+    assert (parsed.format, parsed.reasoning, parsed.answer) == ("plain", "", program)
+    prose = "\n\n".join(["Wait, so first I read the input and then I check every pair of cards in turn."] * 8)
+    assert parse_trace(prose + "\n\n" + program).format == "chain"
