@@ -117,6 +117,12 @@ class Profile:
     strategies: Counter | None
     domain_column: str | None
     domains: Counter | None
+    pass_rate: float | None = None
+    failures: Counter | None = None
+
+
+PASS_RATE, FAILURE_KIND = "score.pass_rate", "label.failure_kind"
+"""The code verifier's columns the card reports: tests passed per program, the first failure's kind."""
 
 
 def profile(ds: Dataset) -> Profile:
@@ -128,6 +134,7 @@ def profile(ds: Dataset) -> Profile:
         strategies = Counter(name for i, v in enumerate(ds[STRATEGIES]) for name in strategy_counts(v, i, STRATEGIES))
     where = domain_column(ds)
     lengths, unit = reasoning_lengths(ds)
+    rates = [r for r in ds[PASS_RATE] if r is not None] if PASS_RATE in ds.column_names else []
     return Profile(
         rows=len(ds),
         verdict_column=found[1] if found else None,
@@ -139,6 +146,8 @@ def profile(ds: Dataset) -> Profile:
         strategies=strategies,
         domain_column=where,
         domains=Counter(str(v) for v in ds[where]) if where else None,
+        pass_rate=float(np.mean(rates)) if rates else None,
+        failures=Counter(k for k in ds[FAILURE_KIND] if k) if FAILURE_KIND in ds.column_names else None,
     )
 
 
@@ -196,6 +205,9 @@ def contents_section(pool: Profile, picked: Profile) -> list[str]:
                      _count(picked.cut_off, picked.rows)])
         rows += [[f"flag `{f}`", _count(pool.flags[f], pool.rows), _count(picked.flags[f], picked.rows)]
                  for f in FLAGS]
+    if pool.pass_rate is not None:
+        rows.append([f"programs: mean test pass rate (`{PASS_RATE}`)", f"{pool.pass_rate:.1%}",
+                     "-" if picked.pass_rate is None else f"{picked.pass_rate:.1%}"])
     same = pool.length_unit == picked.length_unit  # else each cell names its own unit
     for label, stat in (("mean", np.mean), ("median", np.median)):
         rows.append([f"reasoning length, {label}" + (f" ({picked.length_unit})" if same else ""),
@@ -204,7 +216,8 @@ def contents_section(pool: Profile, picked: Profile) -> list[str]:
     lines += _table(["", "pool", "selected"], rows)
     for title, column, pool_counts, picked_counts in (
             ("Strategies (traces using each)", f"`{STRATEGIES}`", pool.strategies, picked.strategies),
-            ("Domains", f"`{pool.domain_column}`", pool.domains, picked.domains)):
+            ("Domains", f"`{pool.domain_column}`", pool.domains, picked.domains),
+            ("Programs' first failures", f"`{FAILURE_KIND}`", pool.failures, picked.failures)):
         if pool_counts is None or picked_counts is None:
             continue
         names = sorted(pool_counts | picked_counts, key=lambda n: (-pool_counts[n], -picked_counts[n], n))

@@ -134,3 +134,14 @@ def test_figures_split_the_selection_by_verdict(tmp_path: Path) -> None:
     card = write_card(tmp_path, "subset", sel, stats, pool=ds).read_text()
     assert re.search(r"!\[Reasoning length, selected \(by verdict\) vs pool\]\(figures/lengths\.png\)", card)
     assert (tmp_path / "figures" / "lengths.png").exists() and (tmp_path / "figures" / "strategies.png").exists()
+
+
+def test_programs_pass_rates_and_failure_kinds_pool_vs_selected() -> None:
+    """Code traces (the verifier's `score.pass_rate`, `label.failure_kind`): the card counts each
+    first-failure kind and the mean pass rate, in the pool and in the selection."""
+    ds = default_dataset(2, 3)
+    ds = ds.add_column("score.pass_rate", [1.0, 1.0, 0.5, 0.0, 0.25, None])
+    ds = ds.add_column("label.failure_kind", [None, None, "wrong_answer", "timeout", "wrong_answer", None])
+    card = card_for(by_hand(ds, np.array([True, False, True, False, False, False])), pool=ds)
+    assert row(card, "programs: mean test pass rate (`score.pass_rate`)")[1:] == ["55.0%", "75.0%"]
+    assert row(card, "wrong_answer")[1:] == ["2 (33%)", "1 (50%)"] and row(card, "timeout")[1:] == ["1 (17%)", "0 (0%)"]
