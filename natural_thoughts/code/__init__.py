@@ -8,14 +8,17 @@ security boundary: plug a real sandbox through the `Sandbox` protocol for untrus
 
 from .formats import LCB_PRELUDE, TestFormatError, dump_tests, prelude_for, read_tests
 from .harness import outputs_match, values_match
+from .prompts import CODE_PROMPT
 from .runner import (
     FAILURE_KINDS, Failure, Limits, LocalSandbox, Outcome, Program, Sandbox, TestCase, network_isolation, run_programs,
 )
-from .verifier import CODE_COLUMNS, WEAK_COLUMNS, extract_program, last_fence, run_cached, verify_code
+from .verifier import (
+    CODE_COLUMNS, WEAK_COLUMNS, build_program, extract_program, last_fence, run_cached, verify_code,
+)
 
 __all__ = [
-    "CODE_COLUMNS", "FAILURE_KINDS", "LCB_PRELUDE", "WEAK_COLUMNS", "Failure", "Limits", "LocalSandbox", "Outcome",
-    "Program", "Sandbox", "TestCase", "TestFormatError", "dump_tests", "extract_program", "last_fence",
-    "network_isolation", "outputs_match", "prelude_for", "read_tests", "run_cached", "run_programs", "values_match",
-    "verify_code",
+    "CODE_COLUMNS", "CODE_PROMPT", "FAILURE_KINDS", "LCB_PRELUDE", "WEAK_COLUMNS", "Failure", "Limits", "LocalSandbox", "Outcome",
+    "Program", "Sandbox", "TestCase", "TestFormatError", "build_program", "dump_tests", "extract_program",
+    "last_fence", "network_isolation", "outputs_match", "prelude_for", "read_tests", "run_cached", "run_programs",
+    "values_match", "verify_code",
 ]

@@ -114,8 +114,11 @@ def run_cached(programs: Sequence[Program], limits: Limits, sandbox: Sandbox, us
     return [known[k] for k in keys]
 
 
-def _program_and_tests(answer: Any, prompt: Any, tests: Any, fn_name: Any) -> Program | str:
-    """The row's `Program`, or why there is none (`no_program`, `bad_tests: ...`)."""
+def build_program(answer: str | None, prompt: str | None, tests: Any, fn_name: str | None = None,
+                  completion: str | None = None) -> Program | str:
+    """A trace's `Program` (its answer's program, its row's tests), or why there is none: "no_program",
+    "bad_tests: ...". An answer without a fenced block gives way to the whole `completion` (the
+    parser may read a bare program as a chain of thought and leave the answer part empty)."""
     try:
         cases = read_tests(tests, fn_name)
     except (TestFormatError, KeyError, TypeError, ValueError) as exc:
@@ -123,7 +126,8 @@ def _program_and_tests(answer: Any, prompt: Any, tests: Any, fn_name: Any) -> Pr
     if not cases:
         return "bad_tests: no tests"
     name = next((t.name for t in cases if t.name), None)
-    code = extract_program(answer, prompt, name)
+    text = answer if last_fence(answer) is not None or completion is None else completion
+    code = extract_program(text, prompt, name)
     return Program(code, tuple(cases), prelude_for(cases)) if code is not None else "no_program"
 
 
@@ -133,7 +137,7 @@ def _failure_json(failure: Failure | None) -> str | None:
     return json.dumps({k: v for k, v in asdict(failure).items() if k != "kind"}, ensure_ascii=False)
 
 
-def verify_code(traces: Dataset, limits: Limits | None = None, sandbox: Sandbox | None = None,
+def verify_code(traces: Dataset, limits: Limits | dict[str, Any] | None = None, sandbox: Sandbox | None = None,
                 answer_column: str = "answer", tests_column: str = "tests", prompt_column: str = "problem",
                 weak_column: str = "weak_answer", use_cache: bool = True) -> Dataset:
     """`traces` with the code verdict columns (`CODE_COLUMNS`, and `WEAK_COLUMNS` with a weak column).
@@ -141,20 +145,21 @@ def verify_code(traces: Dataset, limits: Limits | None = None, sandbox: Sandbox 
     A row without a program in its answer is undecided (`label.correct_method` "no_program"), a row
     whose tests cannot be read says why ("bad_tests: ..."); both keep `label.correct` None and the
     run goes on. A row whose answer part holds no fenced block is read from its whole `completion`.
+    `limits` may be a `Limits` or its fields as a dict (YAML: `verify: {options: {limits: {timeout: 2}}}`).
     """
-    limits, sandbox = limits or Limits(), sandbox or LocalSandbox()
+    limits = Limits(**limits) if isinstance(limits, dict) else limits or Limits()
+    sandbox = sandbox or LocalSandbox()
     n = len(traces)
     columns = traces.column_names
     answers = traces[answer_column] if answer_column in columns else [None] * n
-    if "completion" in columns:  # the parser may read a bare program as a chain of thought, answer empty
-        answers = [a if last_fence(a) is not None else c for a, c in zip(answers, traces["completion"])]
+    completions = traces["completion"] if "completion" in columns else [None] * n
     prompts = traces[prompt_column] if prompt_column in columns else [None] * n
     tests = traces[tests_column]
     names = traces["fn_name"] if "fn_name" in columns else [None] * n
-    built = [_program_and_tests(a, p, t, f) for a, p, t, f in zip(answers, prompts, tests, names)]
+    built = [build_program(a, p, t, f, c) for a, p, t, f, c in zip(answers, prompts, tests, names, completions)]
     weak = None
     if weak_column in columns:
-        weak = [None if isinstance(b, str) else _program_and_tests(w, p, t, f)
+        weak = [None if isinstance(b, str) else build_program(w, p, t, f)
                 for b, w, p, t, f in zip(built, traces[weak_column], prompts, tests, names)]
     runnable = [b for b in built if isinstance(b, Program)] + [w for w in weak or [] if isinstance(w, Program)]
     outcomes = iter(run_cached(runnable, limits, sandbox, use_cache))

@@ -102,7 +102,8 @@ def _livecodebench(out: dict[str, Any]) -> None:
     starter = (out.pop("starter_code", None) or "").strip()
     if starter:
         out["problem"] = f"{out['problem']}\n\nStarter code:\n```python\n{starter}\n```"
-    out[EVALUATOR_CORRECT] = None if out[EVALUATOR_CORRECT] is None else bool(out[EVALUATOR_CORRECT])
+    if out.get(EVALUATOR_CORRECT) is not None:
+        out[EVALUATOR_CORRECT] = bool(out[EVALUATOR_CORRECT])
 
 
 def _reflexion(out: dict[str, Any]) -> None:
@@ -187,6 +188,9 @@ PROBLEM_PRESETS.register(Preset({"problem": "question", "reference_answer": "ans
 PROBLEM_PRESETS.register(Preset(
     {"problem": "problem", "reference_answer": "answer"} | {"problem_id": "unique_id", "domain": "subject"},
 ), name="math500")
+LIVECODEBENCH_COLUMNS = {"problem": "question_content", "problem_id": "question_id",
+                         "tests": "public_tests_from_statement", "fn_name": "fn_name"}
+"""LiveCodeBench's problem columns; its submissions add the program, model and verdict."""
 TRACE_PRESETS.register(Preset(
     {"problem": "question", "reference_answer": "gt"} | {"completion": "code", EVALUATOR_CORRECT: "score"},
     _skythought,
@@ -194,9 +198,8 @@ TRACE_PRESETS.register(Preset(
     optional=("answer",),
 ), name="skythought_eval")
 TRACE_PRESETS.register(Preset(
-    {"problem": "question_content", "problem_id": "question_id", "completion": "output", "model": "model",
-     "sample_index": "sample_index", "tests": "public_tests_from_statement", "fn_name": "fn_name",
-     EVALUATOR_CORRECT: "graded"},
+    LIVECODEBENCH_COLUMNS | {"completion": "output", "model": "model", "sample_index": "sample_index",
+                             EVALUATOR_CORRECT: "graded"},
     _livecodebench,
     drop=("code", "pass@1"),
     optional=("hidden_failing_test", "starter_code"),
@@ -211,3 +214,7 @@ TRACE_PRESETS.register(Preset(
     {"problem": "problem", "completion": "solution", "reference_answer": "expected_answer", "model": "solution_type"},
     finish=_nemotron_stages,
 ), name="nemotron_human_reasoning")
+PROBLEM_PRESETS.register(Preset(
+    LIVECODEBENCH_COLUMNS, _livecodebench, drop=("output", "code", "graded", "pass@1", "model", "sample_index"),
+    optional=("hidden_failing_test", "starter_code"),
+), name="livecodebench")

@@ -39,13 +39,15 @@ def test_open_r1_verification_info() -> None:
 def test_humaneval_check_is_called_on_the_entry_point_and_mbpp_calls_itself() -> None:
     humaneval, = read_tests({"test": "def check(candidate):\n    assert candidate(1) == 2\n", "entry_point": "inc"})
     assert humaneval.input.rstrip().endswith("check(inc)")
-    mbpp_test = "def check(candidate):\n    assert candidate(3) == 27\n\ndef test_check():\n    check(cube)\n\ntest_check()\n"
+    mbpp_test = ("def check(candidate):\n    assert candidate(3) == 27\n\n"
+                 "def test_check():\n    check(cube)\n\ntest_check()\n")
     mbpp, = read_tests({"test": mbpp_test, "entry_point": "cube"})
     assert mbpp.input == mbpp_test
 
 
 def test_our_format_round_trips_and_unknown_shapes_are_named() -> None:
-    tests = [TestCase("stdin", "1", "1"), TestCase("call", "[1]", "2", "f", wrapped=True), TestCase("assert", "assert 1")]
+    tests = [TestCase("stdin", "1", "1"), TestCase("call", "[1]", "2", "f", wrapped=True),
+             TestCase("assert", "assert 1")]
     assert read_tests(dump_tests(tests)) == tests
     with pytest.raises(TestFormatError, match="no known format"):
         read_tests({"cases": []})

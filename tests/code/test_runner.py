@@ -77,7 +77,8 @@ def test_a_subprocess_is_refused() -> None:
 def test_files_change_only_in_the_scratch_folder(tmp_path: Path) -> None:
     outside, kept = tmp_path / "written", tmp_path / "kept"
     kept.write_text("mine")
-    scratch = Program("open('local.txt', 'w').write('3')\nprint(open('local.txt').read())", (TestCase("stdin", "", "3"),))
+    scratch = Program("open('local.txt', 'w').write('3')\nprint(open('local.txt').read())",
+                      (TestCase("stdin", "", "3"),))
     writer = Program(f"open({str(outside)!r}, 'w').write('x')", ADD)
     remover = Program(f"import os\nos.remove({str(kept)!r})", ADD)
     own, wrote, removed = run_programs([scratch, writer, remover], FAST)

@@ -66,7 +66,8 @@ def test_livecodebench_passes_pass_and_logged_failures_fail() -> None:
 
 def _whole(logged: dict | None) -> bool:
     """Whether the grader logged a hidden test with its whole input and expected output."""
-    return bool(logged) and logged.get("input") is not None and "(truncated)" not in f"{logged['input']}{logged.get('expected')}"
+    return bool(logged) and logged.get("input") is not None \
+        and "(truncated)" not in f"{logged['input']}{logged.get('expected')}"
 
 
 @dataclass

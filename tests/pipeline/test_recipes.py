@@ -23,7 +23,10 @@ SHARED = "../shared/data/"
 NEEDS_A_MODEL = {"refine.yaml", "thinktuning.yaml"}
 """Recipes whose stages ask a real model (their runs on the tiny engine are tests/refine/test_refine.py and
 tests/guide/test_guide.py)."""
-RECIPES = sorted(p.name for p in RUN_CONFIGS if SHARED in p.read_text() and p.name not in NEEDS_A_MODEL)
+CODE = f"{SHARED}code/"
+"""Recipes on the shared code files: tests/code/test_recipes.py judges those by the files' own verdicts."""
+RECIPES = sorted(p.name for p in RUN_CONFIGS
+                 if SHARED in p.read_text() and CODE not in p.read_text() and p.name not in NEEDS_A_MODEL)
 MIN_CORRECT = 0.9
 """Share of exported rows the file's own evaluator must call correct (`verify` agrees with it on
 ~97% of decided rows; the pools are 39–60% correct)."""
