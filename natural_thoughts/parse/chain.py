@@ -56,14 +56,18 @@ _INTRODUCES = (":", ",", ";", "=")
 """How a paragraph ends that leads into the next one."""
 _CODE_FENCE, _CODE_OUTPUT = "```", "```output"
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.S)
-"""A fenced block (an unclosed one runs to the end): a program's blank lines are no paragraphs."""
+"""A fenced block (an unclosed one runs to the end)."""
+MAX_PROGRAM_PROSE = 250
+"""Characters of prose outside fenced blocks below which a text is a program given as the answer."""
 
 
 def is_chain(text: str) -> bool:
     """Whether a marker-less text is a chain of thought: a reasoning model's (`MIN_CHAIN_CUES`) or
-    a step-by-step solution of several paragraphs (`MIN_CHAIN_BREAKS`), not a bare answer. Only the
-    prose counts: a fenced program alone is an answer, whatever its blank lines and words."""
-    text = _FENCED_CODE.sub("", text) if _CODE_FENCE in text else text
+    a step-by-step solution of several paragraphs (`MIN_CHAIN_BREAKS`), not a bare answer. A fenced
+    program with little prose around it (under `MAX_PROGRAM_PROSE` characters) is an answer, whatever
+    its blank lines and words."""
+    if _CODE_FENCE in text and len(_FENCED_CODE.sub("", text).strip()) < MAX_PROGRAM_PROSE:
+        return False
     if len(text) < MIN_CHAIN_CHARS:
         return False
     if next(islice(_PARAGRAPH_BREAK.finditer(text.strip()), MIN_CHAIN_BREAKS - 1, None), None) is not None:
