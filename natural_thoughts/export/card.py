@@ -4,10 +4,12 @@ The YAML header is a Hugging Face dataset card (licence, tags, data files per sp
 `datasets.load_dataset(folder)` and the hub both read the export as it is. Nothing in the card
 depends on the clock, so the same run gives the same bytes.
 
-The card tells the truth about the subset: pool and selection side by side (verdicts, flags,
-reasoning length, strategies, domains), and a warning at the top when most of the selection is
-wrong, cut off or unverified, or when the budget `k` was not reached. Drop reasons appear counted
-by kind, never one line per row.
+The card tells the truth about the subset: pool and selection side by side (verdicts, and the
+source file's own evaluator beside ours where the rows carry one; flags, reasoning length,
+strategies, domains), a warning at the top when most of the selection is wrong, cut off or
+unverified, when most rows hold no reasoning, or when the budget `k` was not reached (naming the
+step that limited the output), the System-1/System-2 mix as exported, and every input file. Drop
+reasons appear counted by kind, never one line per row.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import yaml
 from datasets import Dataset
 
 from .formats import ExportStats
-from .plots import STRATEGIES, VERDICTS, card_figures, correctness, reasoning_lengths
+from .plots import CORRECT_COLUMNS, STRATEGIES, VERDICTS, card_figures, correctness, reasoning_lengths
 from ..schema import FLAGS
 from ..selectors.base import Selection
 from ..selectors.diversity import domain_column, strategy_counts
@@ -39,6 +41,14 @@ MOST = 0.5
 """A share of the selection above this draws a warning (wrong, cut off, unverified)."""
 TOP = 15
 """Rows shown in the strategy and domain tables (the most common in the pool)."""
+EVALUATOR = CORRECT_COLUMNS[1]
+"""The source file's own evaluator verdict (`label.evaluator_correct`), shown beside ours."""
+EVALUATOR_VERDICTS = {True: "correct by the file's evaluator", False: "wrong by the file's evaluator",
+                      None: "no verdict from the file's evaluator"}
+AGREEMENT = {"agree": "ours and the file's evaluator agree", "disagree": "ours and the file's evaluator disagree"}
+"""Rows where both verdicts are decided, by whether they agree."""
+EXPORTED, SELECTION_ONLY = "the exported rows", "selection only"
+"""What an input file is used for (a weak model's answers decide the selection but are not exported)."""
 
 
 def library_version() -> str:
@@ -74,9 +84,21 @@ def prompt_hashes(manifests: dict[str, Path]) -> list[tuple[str, str, str]]:
 
 
 def card_license(sources: list[dict[str, Any]]) -> str:
-    """The hub licence tag: the inputs' shared licence, else "other"."""
-    found = {s.get("license") for s in sources}
+    """The hub licence tag: the shared licence of the inputs whose rows are exported, else "other"."""
+    found = {s.get("license") for s in sources if s.get("use", EXPORTED) == EXPORTED}
     return found.pop() if len(found) == 1 and None not in found else "other"
+
+
+def rows_provenance(ds: Dataset) -> dict[str, Any]:
+    """The `sources` and `models` a card can read from the rows themselves, for a card written
+    outside `run` (which knows its input files): the rows' `source` values, their teacher (`model`)
+    and weak model (`weak_model`)."""
+    names = {column: sorted({str(v) for v in ds[column] if v}) for column in ("source", "model", "weak_model")
+             if column in ds.column_names}
+    sources = [{"kind": "rows' `source`", "source": name} for name in names.get("source", [])]
+    models = {role: ", ".join(names[column]) for column, role in (("model", "teacher"), ("weak_model", "weak model"))
+              if names.get(column)}
+    return {"sources": sources, "models": models}
 
 
 def _cell(value: Any) -> str:
@@ -104,12 +126,16 @@ class Profile:
     """What a set of traces holds: verdicts, flags, reasoning length, strategies, domains.
 
     `verdicts` counts True / False / None (verified correct / wrong / undecided) from
-    `verdict_column`; None fields mean the traces lack that column.
+    `verdict_column`; `evaluator` the source file's own verdicts when those are not the verdict
+    column, and `agreement` how often both are decided and agree or disagree. None fields mean
+    the traces lack that column.
     """
 
     rows: int
     verdict_column: str | None
     verdicts: Counter | None
+    evaluator: Counter | None
+    agreement: Counter | None
     flags: dict[str, int] | None
     cut_off: int | None
     lengths: np.ndarray
@@ -135,10 +161,18 @@ def profile(ds: Dataset) -> Profile:
     where = domain_column(ds)
     lengths, unit = reasoning_lengths(ds)
     rates = [r for r in ds[PASS_RATE] if r is not None] if PASS_RATE in ds.column_names else []
+    evaluator = agreement = None
+    if found and found[1] != EVALUATOR and EVALUATOR in ds.column_names:
+        theirs = [None if v is None else bool(v) for v in ds[EVALUATOR]]
+        evaluator = Counter(theirs)
+        agreement = Counter("agree" if ours == their else "disagree" for ours, their in zip(found[0], theirs)
+                            if ours is not None and their is not None)
     return Profile(
         rows=len(ds),
         verdict_column=found[1] if found else None,
         verdicts=Counter(found[0]) if found else None,
+        evaluator=evaluator,
+        agreement=agreement,
         flags={f: sum(f in (row or []) for row in flags) for f in FLAGS} if flags is not None else None,
         cut_off=sum(any(f in (row or []) for f in CUT_OFF_FLAGS) for row in flags) if flags is not None else None,
         lengths=lengths,
@@ -200,6 +234,12 @@ def contents_section(pool: Profile, picked: Profile) -> list[str]:
                   _count(picked.verdicts[v], picked.rows)] for v, word in VERDICTS.items()]
     else:
         rows.append(["correctness", "no verdict column", "no verdict column"])
+    if pool.evaluator is not None and picked.evaluator is not None:
+        rows += [[f"{word} (`{EVALUATOR}`)", _count(pool.evaluator[v], pool.rows),
+                  _count(picked.evaluator[v], picked.rows)] for v, word in EVALUATOR_VERDICTS.items()]
+    if pool.agreement is not None and picked.agreement is not None:
+        rows += [[what, _count(pool.agreement[key], pool.rows), _count(picked.agreement[key], picked.rows)]
+                 for key, what in AGREEMENT.items()]
     if pool.flags is not None and picked.flags is not None:
         rows.append(["cut off (" + " or ".join(CUT_OFF_FLAGS) + ")", _count(pool.cut_off, pool.rows),
                      _count(picked.cut_off, picked.rows)])
@@ -260,7 +300,12 @@ def render_card(
     picked = profile(selection.subset())
     lines = _front_matter(name, card_license(sources), stats.splits, stats.files)
     lines += [f"# {name}", ""]
-    for warning in card_warnings(selection, pool_profile, picked):
+    warnings = card_warnings(selection, pool_profile, picked)
+    if stats.rows_out and _share(stats.no_reasoning, stats.rows_out) > MOST:
+        warnings.append(f"{_share(stats.no_reasoning, stats.rows_out):.0%} of the exported rows hold no reasoning "
+                        "part (no think block), so they are System-1 rows, not System-2; if the traces do reason, "
+                        "check how they were read (`trace_format`).")
+    for warning in warnings:
         lines += [f"> **Warning:** {warning}", ""]
     lines += [f"> **Note:** {n}" for n in notes or []] + ([""] if notes else [])
     split_text = ", ".join(f"{k}: {v}" for k, v in stats.splits.items())
@@ -278,11 +323,15 @@ def render_card(
     total = max(sum(stats.modes.values()), 1)
     mix = ", ".join(f"{m}: {n} ({n / total:.0%})" for m, n in stats.modes.items())
     lines += ["", "## System-1 / System-2 mix", "",
-              f"System-2 rows keep the reasoning in think tags; System-1 rows keep the answer only. Mix: {mix}.", ""]
-    lines += ["## Sources", ""]
-    lines += _table(["input", "source", "preset", "split", "licence"],
+              "Counted by what each exported row holds: a System-2 row carries its reasoning in think tags, a "
+              f"System-1 row its answer alone. Mix: {mix}."]
+    if stats.no_reasoning:
+        lines.append(f"{stats.no_reasoning} rows meant for System-2 hold no reasoning part (no think block), so they "
+                     "are written, and counted, as System-1.")
+    lines += ["", "## Sources", ""]
+    lines += _table(["input", "source", "preset", "split", "used for", "licence"],
                     [[s.get("kind", "-"), s.get("source", "-"), s.get("preset") or "-", s.get("split") or "-",
-                      s.get("license") or "not stated"] for s in sources]) + [""]
+                      s.get("use", EXPORTED), s.get("license") or "not stated"] for s in sources]) + [""]
     if models:
         lines += ["## Models", ""] + _table(["role", "model"], [[k, v] for k, v in models.items()]) + [""]
     hashes = prompt_hashes(manifests or {})

@@ -1,8 +1,10 @@
 """Selected traces → the dataset an SFT repo trains on: TRL `messages`, ShareGPT, prompt/completion or raw.
 
 Rows marked System-1 by `mixing.mix` (column `mode`) keep only the condensed answer; every other row
-keeps its reasoning inside think tags (System-2). A `validation` split takes whole problems, never
-part of one problem's samples. A token cap drops (or flags) responses that are too long.
+keeps its reasoning inside think tags (System-2), when it has one: a row without a reasoning part is
+its answer alone, so it is counted System-1 (`exported_modes`). A `validation` split takes whole
+problems, never part of one problem's samples. A token cap drops (or flags) responses that are too
+long. `export.writer.export` writes the files and the card.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
 from ..mixing import INSTRUCTION_COLUMN, MODE_COLUMN, SYSTEM1, SYSTEM2, modes_of
@@ -42,6 +45,9 @@ class ExportStats:
     token_source: str | None = None
     splits: dict[str, int] = field(default_factory=dict)
     modes: dict[str, int] = field(default_factory=dict)
+    """Rows per mode as exported (`exported_modes`): what each row holds, not only what it was marked."""
+    no_reasoning: int = 0
+    """Rows marked System-2 (or not marked) that hold no reasoning part, so are exported as System-1."""
     files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +65,17 @@ def _batch_responses(batch: dict[str, list[Any]], think_tags: tuple[str, str]) -
     modes = batch.get(MODE_COLUMN) or [SYSTEM2] * len(batch["answer"])
     return [(ans or "") if mode == SYSTEM1 else assistant_text(rsn or "", ans or "", think_tags)
             for rsn, ans, mode in zip(batch["reasoning"], batch["answer"], modes)]
+
+
+def exported_modes(traces: Dataset) -> tuple[list[str], int]:
+    """(the mode each row is exported in, how many rows marked System-2 hold no reasoning). A row is
+    System-2 only when it is marked so (or not marked) and has a reasoning part to put in think
+    tags; a row without one is written as its answer alone, which is System-1 whatever its mark."""
+    marked = modes_of(traces)
+    reasoning = traces.select_columns(["reasoning"]).with_format("arrow")[:]["reasoning"]
+    holds = pc.fill_null(pc.greater(pc.utf8_length(reasoning), 0), False).to_pylist()
+    modes = [SYSTEM2 if mode == SYSTEM2 and has else SYSTEM1 for mode, has in zip(marked, holds)]
+    return modes, sum(mode == SYSTEM2 and not has for mode, has in zip(marked, holds))
 
 
 def response_tokens(traces: Dataset, think_tags: tuple[str, str] = THINK_TAGS, tokenizer: Any = None,
@@ -231,47 +248,12 @@ def prepare_export(
         else:
             traces = traces.add_column("overlong", over.tolist())
     stats.rows_out = len(traces)
-    stats.modes = dict(sorted(Counter(modes_of(traces)).items()))
+    modes, stats.no_reasoning = exported_modes(traces)
+    stats.modes = dict(sorted(Counter(modes).items()))
     rows = format_rows(traces, format, system_prompt, tags, keep_columns, tokenizer)
     splits = split_by_problem(rows, validation_fraction, seed)
     stats.splits = {name: len(part) for name, part in splits.items()}
     return splits, stats
-
-
-def export(
-    selection: Selection | Dataset,
-    path: str | Path | None = None,
-    format: str = "messages",
-    file_format: str = "parquet",
-    system_prompt: str | None = None,
-    think_tags: tuple[str, str] | list[str] = THINK_TAGS,
-    validation_fraction: float = 0.0,
-    seed: int = 0,
-    max_tokens: int | None = None,
-    on_overlong: str = "drop",
-    tokenizer: Any = None,
-    push_to_hub: str | None = None,
-    private: bool = True,
-) -> Dataset | DatasetDict:
-    """Turn a selection (or a trace set) into a training dataset, and write it when `path` is set.
-
-    `format`: "messages" (TRL conversational: system?, user = problem, assistant =
-    `<think>reasoning</think>` + answer), "sharegpt" (LLaMA-Factory: `conversations` of from/value
-    with human/gpt, optional `system` column), "prompt_completion" (TRL conversational
-    prompt/completion) or "raw" (every column plus `response`). `file_format`: "parquet" /
-    "jsonl" (`path/train.*`, `path/validation.*`) or "dataset" (`save_to_disk(path/"dataset")`).
-    `validation_fraction` holds out that share of problems (seeded by `seed`). `max_tokens` caps the
-    response length (counted by `tokenizer`, else the engine's counts): `on_overlong="drop"` removes
-    longer rows, "flag" keeps them with `overlong=True`. `push_to_hub` uploads to that dataset repo.
-    Returns a `Dataset` (no validation split) or a `DatasetDict`.
-    """
-    splits, stats = prepare_export(selection, format, system_prompt, think_tags, validation_fraction, seed,
-                                   max_tokens, on_overlong, tokenizer)
-    if path is not None:
-        stats.files = [str(p) for p in write_splits(splits, path, file_format)]
-    if push_to_hub:
-        upload(path if path is not None and file_format != "dataset" else DatasetDict(splits), push_to_hub, private)
-    return splits["train"] if len(splits) == 1 else DatasetDict(splits)
 
 
 FILE_FORMATS: Registry[Callable[[dict[str, Dataset], Path], list[Path]]] = Registry("file_format")

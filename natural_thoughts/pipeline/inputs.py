@@ -112,6 +112,8 @@ class WeakConfig(SourceFields):
 
     model: str | None = None
     on: JoinKey = DEFAULT_JOIN
+    license: str | None = None
+    """The file's licence, for the card's sources (its answers decide the selection, none is exported)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -142,7 +144,7 @@ class TracesConfig(Stage, SourceFields, Workers):
                              model=self.model, trace_format=self.trace_format, max_tokens=self.max_tokens,
                              executor=self.executor, num_proc=self.num_proc)
         if self.weak is not None:
-            traces = attach_weak(traces, **self.weak.model_dump())
+            traces = attach_weak(traces, **self.weak.model_dump(exclude={"license"}))
         if self.limit is not None:
             traces = traces.select(range(min(self.limit, len(traces))))
         ctx.traces = traces

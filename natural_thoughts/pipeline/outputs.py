@@ -128,7 +128,8 @@ def require_rows(n: int, ctx: Context, why: str | None = None) -> None:
 
 @register_stage("card", order=100)
 class CardConfig(Stage):
-    """The dataset card written beside the export: the config, sources, models, selection steps, figures."""
+    """The dataset card written beside the export: the config, sources (the weak model's file too),
+    models, selection steps, figures."""
 
     kind: ClassVar[Kind] = "output"
     always = True
@@ -137,7 +138,7 @@ class CardConfig(Stage):
     figures: bool = True
 
     def apply(self, ctx: Context) -> None:
-        from ..export.card import write_card
+        from ..export.card import SELECTION_ONLY, write_card
         from ..export.formats import ExportStats
 
         if not self.enabled:
@@ -146,6 +147,9 @@ class CardConfig(Stage):
         cfg, out = ctx.config, ctx.out
         sources = [{"kind": c.section, "source": display(c.source), "preset": c.preset, "split": c.split,
                     "license": c.license} for c in (cfg.problems, cfg.traces) if c is not None]
+        if cfg.traces is not None and (weak := cfg.traces.weak) is not None:
+            sources.append({"kind": "traces.weak", "source": display(weak.source), "preset": weak.preset,
+                            "split": weak.split, "license": weak.license, "use": SELECTION_ONLY})
         manifests = {"generate": out / "traces" / "manifest.json"}
         for path in sorted((out / "annotate").glob("**/manifest*.json")):
             manifests[f"annotate/{path.relative_to(out / 'annotate').as_posix()}"] = path
@@ -169,6 +173,8 @@ class CardConfig(Stage):
                 notes.append(f"the teacher is a {SMOKE_MODEL_NOTE}. This dataset only proves the pipeline runs.")
         elif pool is not None and "model" in pool.column_names:
             models["teacher"] = ", ".join(sorted({m for m in pool["model"] if m}))
+        if pool is not None and "weak_model" in pool.column_names:
+            models["weak model"] = ", ".join(sorted({m for m in pool["weak_model"] if m}))
         if cfg.annotate is not None:
             if cfg.annotate.tagger:
                 models["strategy labels"] = "heuristic tagger (lexical markers, no model)"

@@ -34,6 +34,12 @@ from ..schema import require_columns
 log = logging.getLogger(__name__)
 
 
+SELECTION_COLUMNS = ("selection.score", "selection.reason")
+"""What `Selection.subset` adds to the picked rows."""
+_PLUMBING = ("k", "seed", "column")
+"""Parameters that never decide which rows a step keeps (with the `*_column` names): not worth relaxing."""
+
+
 @dataclass
 class StepReport:
     """What one selector did: rows in, rows kept, dropped rows counted by reason kind, and the
@@ -68,10 +74,12 @@ class Selection:
         return len(self.indices)
 
     def subset(self) -> Dataset:
-        """The selected rows as a Dataset, with `selection.score` and `selection.reason` columns."""
+        """The selected rows as a Dataset, with `selection.score` and `selection.reason` columns (an
+        earlier selection's, when the rows were picked from a subset, are replaced)."""
         picked = self.dataset.select(self.indices.tolist())
-        picked = picked.add_column("selection.score", self.scores.astype(float).tolist())
-        return picked.add_column("selection.reason", list(self.reasons))
+        picked = picked.remove_columns([c for c in SELECTION_COLUMNS if c in picked.column_names])
+        picked = picked.add_column(SELECTION_COLUMNS[0], self.scores.astype(float).tolist())
+        return picked.add_column(SELECTION_COLUMNS[1], list(self.reasons))
 
     def report(self) -> pd.DataFrame:
         """Kept/dropped per step with dropped rows counted by reason kind, one row per step
@@ -90,17 +98,27 @@ class Selection:
         return pd.DataFrame(rows, columns=["step", "params", "in", "kept", "dropped", "dropped_by_reason"])
 
     def budget_warning(self) -> str | None:
-        """A sentence when fewer rows were selected than `requested_k`, naming the step that
-        dropped the most rows and its main reason; None when the budget was met or not set."""
+        """A sentence when fewer rows were selected than `requested_k`, naming the step that limited
+        the output (`limiting_step`), its main drop reason and what to relax; None when the budget
+        was met or not set."""
         if self.requested_k is None or len(self) >= self.requested_k:
             return None
         text = f"k={self.requested_k} was requested but only {len(self)} of {len(self.dataset)} rows were selected"
-        worst = max(self.steps, key=lambda s: s.n_in - s.n_kept, default=None)
-        if worst is None or worst.n_in == worst.n_kept:
+        step = self.limiting_step()
+        if step is None:
             return text + " (no step dropped any: the pool is smaller than k)."
-        main = max(worst.dropped.items(), key=lambda kv: (kv[1], kv[0]))[0] if worst.dropped else "no reason recorded"
-        return (text + f"; {worst.name} cut the most ({worst.n_in - worst.n_kept} of its {worst.n_in} rows, "
-                f"mostly {main!r}).")
+        main = max(step.dropped.items(), key=lambda kv: (kv[1], kv[0]))[0] if step.dropped else "no reason recorded"
+        params = ", ".join(f"{k}={v!r}" for k, v in step.params.items()
+                           if v is not None and k not in _PLUMBING and not k.endswith("_column"))
+        return (text + f": {step.name} kept {step.n_kept} of {step.n_in} (mostly {main!r}). To reach k, relax "
+                f"{step.name}" + (f" ({params})" if params else "") + " or give it a larger pool.")
+
+    def limiting_step(self) -> StepReport | None:
+        """The step that limited the output: of the steps that dropped rows, the first that kept the
+        fewest (in a chain, where the count fell lowest; an earlier step may have dropped more rows
+        and still left enough). None when no step dropped any."""
+        cutting = [s for s in self.steps if s.n_kept < s.n_in]
+        return min(cutting, key=lambda s: s.n_kept, default=None)
 
     def provenance(self) -> dict[str, Any]:
         """A JSON-ready summary of how the selection was made (for manifests and cards)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -10,17 +11,20 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from natural_thoughts import load_traces, select
-from natural_thoughts.export.card import CUT_OFF_FLAGS, render_card, write_card
+from natural_thoughts import attach_weak, export, load_traces, run, select, verify
+from natural_thoughts.export.card import CUT_OFF_FLAGS, EVALUATOR, SELECTION_ONLY, render_card, write_card
 from natural_thoughts.export.formats import prepare_export
 from natural_thoughts.export.plots import CORRECT_COLUMNS, length_histogram
 from natural_thoughts.schema import FLAGS
 from natural_thoughts.scores import add_reasoning_tokens
-from natural_thoughts.selectors import Random
+from natural_thoughts.selectors import DropFlags, ModelsDisagree, Random, Sequential
 from natural_thoughts.selectors.base import Selection, selection_from_picks
 from natural_thoughts.selectors.testing import default_dataset
 
 from tests.conftest import DATA, needs_data
+
+TEACHER, WEAK = "skythought_math500_sky-t1-27b.jsonl", "skythought_math500_qwen2.5-math-7b.jsonl"
+"""The shared Models-Disagree pair: Sky-T1 on MATH-500, and Qwen2.5-Math-7B's answers to the same questions."""
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +149,121 @@ def test_programs_pass_rates_and_failure_kinds_pool_vs_selected() -> None:
     card = card_for(by_hand(ds, np.array([True, False, True, False, False, False])), pool=ds)
     assert row(card, "programs: mean test pass rate (`score.pass_rate`)")[1:] == ["55.0%", "75.0%"]
     assert row(card, "wrong_answer")[1:] == ["2 (33%)", "1 (50%)"] and row(card, "timeout")[1:] == ["1 (17%)", "0 (0%)"]
+
+
+def section(card: str, title: str) -> str:
+    """The text of the card's `## title` section (up to the next section)."""
+    return card.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def exported_rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(folder.glob("*.jsonl")) for line in f.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pair() -> Dataset:
+    """The teacher's traces with the weak model's answers joined by question text."""
+    pool = load_traces(str(DATA / TEACHER), preset="skythought_eval")
+    return attach_weak(pool, str(DATA / WEAK), preset="skythought_eval", on="problem")
+
+
+@needs_data
+def test_system2_is_counted_from_what_each_exported_row_holds(tmp_path: Path) -> None:
+    """Qwen2.5-Math-7B writes short CoT: rows read as a chain carry a reasoning part, plain ones do
+    not. The card's mix matches the exported files: System-2 rows are those with think tags."""
+    ds = load_traces(str(DATA / WEAK), preset="skythought_eval")
+    export(ds, tmp_path, file_format="jsonl", figures=False)
+    card, rows = (tmp_path / "README.md").read_text(), exported_rows(tmp_path)
+    thinking = sum("<think>" in r["messages"][-1]["content"] for r in rows)
+    bare = sum(not r for r in ds["reasoning"])
+    assert thinking == len(ds) - bare
+    mix = section(card, "System-1 / System-2 mix")
+    assert (f"system2: {thinking} (" in mix) == bool(thinking) and (f"system1: {bare} (" in mix) == bool(bare)
+    assert (f"{bare} rows meant for System-2 hold no reasoning part" in mix) == bool(bare)
+
+
+@needs_data
+def test_an_export_without_think_blocks_is_not_called_system2(tmp_path: Path) -> None:
+    """The same answers read as plain text (no reasoning part in any row): all System-1, and a warning."""
+    ds = load_traces(str(DATA / WEAK), preset="skythought_eval", trace_format="plain")
+    export(ds, tmp_path, file_format="jsonl", figures=False)
+    card, rows = (tmp_path / "README.md").read_text(), exported_rows(tmp_path)
+    assert not any("<think>" in r["messages"][-1]["content"] for r in rows)
+    assert f"Mix: system1: {len(ds)} (100%)." in section(card, "System-1 / System-2 mix")
+    assert any("100% of the exported rows hold no reasoning part" in w for w in warnings_of(card))
+
+
+@needs_data
+def test_the_budget_warning_names_the_step_that_limited_the_output(pair: Dataset) -> None:
+    """k is what DropFlags leaves, so DropFlags is never what stops k: ModelsDisagree is, and it is
+    named with its own counts, whichever step dropped more rows."""
+    k = len(select(pair, DropFlags()))
+    sel = select(pair, Sequential([DropFlags(), ModelsDisagree(), Random()]), k=k)
+    card = card_for(sel, pool=pair)
+    warning = sel.budget_warning()
+    assert (warning is None) == (len(sel) == k)
+    if warning is not None:
+        assert sel.limiting_step() is sel.steps[1]
+        assert f"ModelsDisagree kept {len(sel)} of {k}" in warning and "relax ModelsDisagree (judge=" in warning
+        assert "DropFlags kept" not in warning and any(warning in w for w in warnings_of(card))
+
+
+@needs_data
+def test_the_file_evaluator_is_shown_beside_our_verdict(pair: Dataset) -> None:
+    pool = verify(pair)
+    keep = np.array([ours is True for ours in pool["label.correct"]])
+    card = card_for(by_hand(pool, keep), pool=pool)
+    ours, theirs = pool["label.correct"], pool[EVALUATOR]
+    for label, value in (("correct by the file's evaluator", True), ("wrong by the file's evaluator", False)):
+        picked = sum(t is value for t, k in zip(theirs, keep) if k)
+        assert row(card, label)[1:3] == [f"{sum(t is value for t in theirs)} (" + row(card, label)[1].split(" (")[1],
+                                         f"{picked} (" + row(card, label)[2].split(" (")[1]]
+    decided = [(o, t) for o, t in zip(ours, theirs) if o is not None and t is not None]
+    agree = sum(o == t for o, t in decided)
+    assert row(card, "ours and the file's evaluator agree")[1].startswith(f"{agree} (")
+    assert row(card, "ours and the file's evaluator disagree")[1].startswith(f"{len(decided) - agree} (")
+    picked = [(o, t) for (o, t), k in zip(zip(ours, theirs), keep) if k and t is not None]
+    assert row(card, "ours and the file's evaluator disagree")[2].startswith(f"{sum(t is False for _, t in picked)} (")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small Models-Disagree-style run from a config (the CLI's path): teacher file, weak file."""
+    out = tmp_path_factory.mktemp("run")
+    config = {"name": "pair", "output_dir": str(out),
+              "traces": {"source": str(DATA / TEACHER), "preset": "skythought_eval", "license": "apache-2.0",
+                         "limit": 60, "weak": {"source": str(DATA / WEAK), "preset": "skythought_eval",
+                                               "on": "problem", "license": "apache-2.0"}},
+              "score": {"approximate": True},
+              "select": {"selector": {"Sequential": {"steps": ["DropFlags", "Random"]}}, "k": 20, "seed": 0},
+              "export": {"format": "messages", "file_format": "jsonl"}, "card": {"figures": False}}
+    run(config)
+    return {"config": config, "card": (out / "export" / "README.md").read_text()}
+
+
+@needs_data
+def test_every_input_file_is_in_the_sources(recipe: dict) -> None:
+    sources = section(recipe["card"], "Sources")
+    assert row(sources, "traces |")[1] == TEACHER and row(sources, "traces.weak")[1] == WEAK
+    assert row(sources, "traces.weak")[4] == SELECTION_ONLY
+    assert "license: apache-2.0" in recipe["card"].split("---")[1]
+    assert row(section(recipe["card"], "Models"), "weak model")[1] == WEAK.removesuffix(".jsonl")
+
+
+@needs_data
+def test_nt_export_writes_the_card_run_writes(recipe: dict, tmp_path: Path) -> None:
+    """The same selection exported from Python: every section a run's card holds about the data is
+    the same; sources and models come from the rows."""
+    traces = recipe["config"]["traces"]
+    pool = load_traces(traces["source"], preset="skythought_eval").select(range(traces["limit"]))
+    pool = attach_weak(pool, traces["weak"]["source"], preset="skythought_eval", on="problem")
+    pool = add_reasoning_tokens(pool, approximate=True)
+    sel = select(pool, recipe["config"]["select"]["selector"], k=20, seed=0)
+    export(sel, tmp_path / "pair", file_format="jsonl", figures=False)
+    card = (tmp_path / "pair" / "README.md").read_text()
+    head = recipe["card"].split("\n## ", 1)[0]
+    assert card.split("\n## ", 1)[0] == head.replace("license: apache-2.0", "license: other")
+    for title in ("What the subset holds", "Selection", "Export", "System-1 / System-2 mix"):
+        assert section(card, title) == section(recipe["card"], title), title
+    assert row(section(card, "Sources"), "rows' `source`")[1] == TEACHER
+    assert row(section(card, "Models"), "weak model")[1] == WEAK.removesuffix(".jsonl")

@@ -17,7 +17,8 @@ from datasets import Dataset, load_dataset
 
 from natural_thoughts import load_traces, select
 from natural_thoughts.export.card import write_card
-from natural_thoughts.export.formats import export, prepare_export
+from natural_thoughts.export import export
+from natural_thoughts.export.formats import prepare_export
 from natural_thoughts.mixing import SYSTEM1, SYSTEM2, mix
 from natural_thoughts.scores import add_reasoning_tokens
 
@@ -196,7 +197,8 @@ def test_system1_rows_keep_the_answer_and_the_instruction(small: Dataset) -> Non
 def test_same_input_and_seed_give_identical_bytes(pool: Dataset, tmp_path: Path, file_format: str) -> None:
     for name in ("a", "b"):
         sel = select(pool, {"Sequential": {"steps": [{"Long": {"C": 2000}}, "Random"]}}, k=40, seed=5)
-        export(mix(sel.subset(), p=0.5, seed=5), tmp_path / name, file_format=file_format, validation_fraction=0.2)
+        export(mix(sel.subset(), p=0.5, seed=5), tmp_path / name, file_format=file_format, validation_fraction=0.2,
+               name="subset")  # the card's title defaults to the folder's name
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b") and _digests(tmp_path / "a")
 
 
@@ -261,5 +263,5 @@ def test_a_registered_format_and_file_layout_are_used_by_export_and_the_config(s
     assert (tmp_path / "train.csv").exists()
     assert out["answer"] == [m[-1]["content"] for m in export(small)["messages"]]
     assert ExportConfig(format="question_answer", file_format="csv").format == "question_answer"
-    export(small, tmp_path)  # another layout replaces the csv files
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]
+    export(small, tmp_path)  # another layout replaces the csv files (the card is rewritten beside them)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "figures", "train.parquet"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer
 
-from natural_thoughts.export.formats import export
+from natural_thoughts.export import export
 from natural_thoughts.guide import guide
 
 from tests.conftest import CountingBackend

@@ -103,8 +103,8 @@ def test_long_auto_chooses_C_from_the_data_and_reaches_the_budget(caplog: pytest
     assert len(fixed) < 100 and fixed.requested_k == 100
     warning = fixed.budget_warning()
     assert warning is not None and warning in caplog.text
-    assert f"k=100 was requested but only {len(fixed)} of 600" in warning and "Long cut the most" in warning
-    assert "'Long: not sampled'" in warning
+    assert f"k=100 was requested but only {len(fixed)} of 600" in warning and "Long kept" in warning
+    assert "'Long: not sampled'" in warning and "relax Long (C=5000" in warning
     reached = select(ds, {"Long": {"C": "auto"}}, k=100)
     assert len(reached) == 100 and reached.budget_warning() is None
     assert fixed.steps[0].fitted == {}  # a numeric C is used as given
@@ -121,8 +121,8 @@ def test_budget_is_recorded_in_provenance_and_survives_a_save(tmp_path: Path) ->
     short = select(ds, pipe, k=len(ds))
     prov = short.provenance()
     assert prov["requested_k"] == len(ds) and prov["n_selected"] == len(short) < len(ds)
-    worst = max(short.steps, key=lambda s: s.n_in - s.n_kept)
-    assert f"{worst.name} cut the most" in prov["budget_warning"]
+    limiting = short.limiting_step()
+    assert limiting is not None and f"{limiting.name} kept {limiting.n_kept} of {limiting.n_in}" in prov["budget_warning"]
     json.dumps(prov, default=str)
     save_selection(short, tmp_path)
     loaded = load_selection(ds, tmp_path)
@@ -137,3 +137,15 @@ def test_a_budget_above_the_pool_says_so() -> None:
     sel = select(ds, Random(), k=25)
     assert len(sel) == 10 and sel.budget_warning() == (
         "k=25 was requested but only 10 of 10 rows were selected (no step dropped any: the pool is smaller than k).")
+
+
+def test_the_warning_names_the_step_that_limited_the_output_not_the_one_that_dropped_most() -> None:
+    """The first filter drops 900 rows and leaves 100, enough for k=80; the second drops 40 and
+    leaves 60: the second limited the output, and relaxing it is what reaches k."""
+    ds = lengths_ds(list(range(1000)))
+    sel = select(ds, Sequential([LengthRange(min_tokens=900), LengthRange(max_tokens=959), Random()]), k=80)
+    assert [(s.n_in, s.n_kept) for s in sel.steps] == [(1000, 100), (100, 60), (60, 60)]
+    warning = sel.budget_warning()
+    assert warning is not None and sel.limiting_step() is sel.steps[1]
+    assert "LengthRange kept 60 of 100" in warning and "relax LengthRange (max_tokens=959)" in warning
+    assert "kept 100 of 1000" not in warning
