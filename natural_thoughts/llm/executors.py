@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..registry import Registry
 from .backends import Backend, EngineDiedError, restart, start
-from .passes import ModelPass, Work, call
+from .passes import ModelPass, Work, call, shard_schema
 
 log = logging.getLogger(__name__)
 
@@ -118,4 +118,4 @@ def _ray_results(ds: Any, model_pass: ModelPass) -> Iterator[Batch]:
     for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         if out.num_rows:
             counts = [sum(out.column(c).to_pylist()) for c in (TOKENS, UNITS)]
-            yield out.drop_columns([TOKENS, UNITS]).cast(model_pass.schema), counts[0], counts[1]
+            yield out.drop_columns([TOKENS, UNITS]).cast(shard_schema(model_pass)), counts[0], counts[1]

@@ -9,13 +9,15 @@ picklable: Ray ships them to its actors.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .backends import Backend, Request, Response
-from .store import ShardStore
+from .store import REQUEST_HASH, ShardStore
 
 BACKEND_ERROR = "backend error: "
 """Prefix of a row's error when the engine failed (not the model's reply): asked again on resume."""
@@ -23,6 +25,8 @@ Key = tuple[Any, ...]
 """The values of a pass's key columns for one output row."""
 Work = tuple[dict[str, Any], list[Key]]
 """One unit of work: an input row and the output keys still to make for it."""
+NOT_ASKED = "not asked"
+"""What `request_hash` hashes for a unit the pass asks nothing of (so a unit that becomes askable is asked)."""
 
 
 class ModelPass:
@@ -73,16 +77,41 @@ class ModelPass:
         """The output rows of a batch; `requests` and `responses` (the last ones) align with `work`."""
         raise NotImplementedError
 
+    def request_hashes(self, work: list[Work], model_name: str) -> list[str]:
+        """The `request_hash` of each unit's first request, as `call` records it."""
+        return [request_hash(request, model_name) for request in self.requests(work)]
+
     def read(self, store: ShardStore) -> Any:
         """Every row an output folder holds (this call's and earlier ones'), read back."""
         files = store.shard_files()
         return pa.concat_tables([self.schema.empty_table(), *(pq.read_table(f, schema=self.schema) for f in files)])
 
 
+def request_hash(request: Request | None, model_name: str) -> str:
+    """sha256 of exactly what the model reads for one unit: the rendered messages (the input text
+    in them), the model, the sampling and the output constraint. The per-request seed and `n` are
+    left out: they follow from the key and the run's seed (in the manifest), so a resumed or
+    extended unit hashes the same."""
+    if request is None:
+        read: Any = NOT_ASKED
+    else:
+        sampling = {k: v for k, v in request.sampling.items() if k != "seed"}
+        read = {"model": model_name, "messages": request.messages, "sampling": sampling,
+                "json_schema": request.json_schema, "regex": request.regex}
+    return hashlib.sha256(json.dumps(read, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def shard_schema(model_pass: ModelPass) -> pa.Schema:
+    """What a shard holds: the pass's rows and the `REQUEST_HASH` column."""
+    return model_pass.schema.append(pa.field(REQUEST_HASH, pa.string()))
+
+
 def call(engine: Backend, model_pass: ModelPass, work: list[Work]) -> tuple[pa.Table, int]:
     """One batch: its requests in one backend call (and the retries the pass asks for, one call
-    each round); its rows as a table under the pass's schema, and the completion tokens."""
+    each round); its rows as a table under `shard_schema` (each row beside the hash of its unit's
+    first request), and the completion tokens."""
     requests = model_pass.requests(work)
+    hashes = [request_hash(request, engine.model_name) for request in requests]
     responses: list[Response | None] = [None] * len(work)
     todo = [i for i, request in enumerate(requests) if request is not None]
     tokens, attempt = 0, 0
@@ -95,4 +124,6 @@ def call(engine: Backend, model_pass: ModelPass, work: list[Work]) -> tuple[pa.T
         requests = [retry.get(i) or r for i, r in enumerate(requests)]
         attempt += 1
     rows = model_pass.rows(work, requests, responses, engine.model_name)
-    return pa.Table.from_pylist(rows, schema=model_pass.schema), tokens
+    unit_of = {key: i for i, (_, keys) in enumerate(work) for key in keys}
+    made = [{**row, REQUEST_HASH: hashes[unit_of[tuple(row[c] for c in model_pass.key)]]} for row in rows]
+    return pa.Table.from_pylist(made, schema=shard_schema(model_pass)), tokens

@@ -11,6 +11,7 @@ call is simply made again. The engine starts before any request is taken (a star
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from ..registry import Spec, parse_spec
 from .backends import Backend, EngineStartError
 from .executors import EXECUTORS, Batch
 from .passes import Key, ModelPass, Work
-from .store import ShardStore
+from .store import REQUEST_HASH, ShardStore
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 256
 """Units of work per backend call (and per shard) unless the caller says otherwise."""
@@ -39,7 +42,12 @@ class PassResult:
     rows: Any = None
     """With an output folder, everything it holds (the pass's `read`); else this call's rows (a table)."""
     pending: int = 0
-    """Output keys that were not written yet when the call began (the others are reused)."""
+    """Units of work asked by this call: output keys not written yet, or written for another request."""
+    reused: int = 0
+    """Output keys already written for the very request the model would read now: not asked again."""
+    stale: int = 0
+    """Output keys written before for another request (the input text changed, or a shard written
+    before requests were hashed): asked again, counted in `pending`'s units."""
     written: int = 0
     """Rows this call wrote."""
     errors: int = 0
@@ -80,8 +88,11 @@ def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir:
         store.open_run(model_pass.fingerprint(engine))  # type: ignore[union-attr]
     out, tables = PassResult(), []
     with store.lock() if store is not None else contextlib.nullcontext():
-        work = _pending(model_pass, inputs, _done(model_pass, store))
+        done, out.stale = _done(model_pass, inputs, engine.model_name, store, batch_size)
+        work, out.reused = _pending(model_pass, inputs, done)
         out.pending = sum(len(keys) for _, keys in work)
+        log.info("%s: %d to ask (%d of them written before for another request), %d reused", model_pass.name,
+                 out.pending, out.stale, out.reused)
         try:  # a Ray actor starts its engine on its first batch: a start failure may come from the loop
             finished: Iterator[Batch] = iter(())
             if work:
@@ -90,10 +101,11 @@ def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir:
             started = time.perf_counter()
             with tqdm(total=len(work), unit=model_pass.unit, desc=model_pass.name,
                       disable=not show_progress or not work) as bar:
-                for table, tokens, units in finished:
+                for shard, tokens, units in finished:
                     if store is not None:
-                        store.write(table)
-                    else:
+                        store.write(shard)
+                    table = shard.drop_columns([REQUEST_HASH])
+                    if store is None:
                         tables.append(table)
                     if on_batch is not None:
                         on_batch(table, tokens)
@@ -109,33 +121,62 @@ def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir:
     return out
 
 
-def _done(model_pass: ModelPass, store: ShardStore | None) -> set[Key]:
-    """The keys already written whose row the pass counts as done."""
+def _done(model_pass: ModelPass, inputs: Inputs, model_name: str, store: ShardStore | None,
+          batch_size: int) -> tuple[set[Key], int]:
+    """The keys already written for the very request the model would read now, whose row the pass
+    counts as done; and how many written keys were made for another request (asked again)."""
     if store is None:
-        return set()
+        return set(), 0
     error = model_pass.error_column
-    written = store.read_keys(columns=(*model_pass.key, *([error] if error else []))).to_pydict()
-    keys = zip(*(written[c] for c in model_pass.key))
-    if error is None:
-        return set(keys)
-    return {k for k, e in zip(keys, written[error]) if model_pass.is_done(e)}
+    written = store.read_keys(columns=(*model_pass.key, *([error] if error else []), REQUEST_HASH)).to_pydict()
+    keys = list(zip(*(written[c] for c in model_pass.key)))
+    if not keys:
+        return set(), 0
+    hashes = written[REQUEST_HASH]
+    if unhashed := sum(h is None for h in hashes):
+        log.warning("%s: %d rows in %s were written without the hash of their request (an older version), so "
+                    "nothing proves what they answered: they are asked again", model_pass.name, unhashed, store.root)
+    now = _request_hashes(model_pass, inputs, model_name, set(keys), batch_size)
+    ok = [model_pass.is_done(e) for e in written[error]] if error else [True] * len(keys)
+    done = {k for k, h, good in zip(keys, hashes, ok) if good and h is not None and h == now.get(k)}
+    stale = {k for k, h in zip(keys, hashes) if k in now and h != now[k]} - done
+    return done, len(stale)
 
 
-def _pending(model_pass: ModelPass, inputs: Inputs, done: set[Key]) -> list[tuple[int, list[Key]]]:
-    """(input position, keys still to make) for each unit with something left, in input order; a
-    unit repeated in the inputs is asked once (its first row)."""
+def _request_hashes(model_pass: ModelPass, inputs: Inputs, model_name: str, written: set[Key],
+                    batch_size: int) -> dict[Key, str]:
+    """Output key -> the hash of the request its unit renders now, for the units with a key in `written`."""
+    units = inputs[model_pass.key[0]] if isinstance(inputs, Dataset) else [row[model_pass.key[0]] for row in inputs]
+    chosen, seen = [], set()
+    for i, unit in enumerate(units):
+        if unit is not None and unit not in seen:
+            seen.add(unit)
+            keys = model_pass.keys(unit)
+            if any(k in written for k in keys):
+                chosen.append((i, keys))
+    now: dict[Key, str] = {}
+    for work in _batches(model_pass, inputs, chosen, batch_size):
+        for (_, keys), digest in zip(work, model_pass.request_hashes(work, model_name)):
+            now.update(dict.fromkeys(keys, digest))
+    return now
+
+
+def _pending(model_pass: ModelPass, inputs: Inputs, done: set[Key]) -> tuple[list[tuple[int, list[Key]]], int]:
+    """(input position, keys still to make) for each unit with something left, in input order (a
+    unit repeated in the inputs is asked once: its first row); and how many keys are reused."""
     column = model_pass.key[0]
     units = inputs[column] if isinstance(inputs, Dataset) else [row[column] for row in inputs]
-    seen = set(done)
+    seen, reused = set(done), set()
     work = []
     for i, unit in enumerate(units):
         if unit is None:
             raise ValueError(f"row {i} has no {column!r}; {model_pass.name} keys its rows by it")
-        missing = [k for k in model_pass.keys(unit) if k not in seen]
-        if missing:
+        keys = model_pass.keys(unit)
+        reused.update(k for k in keys if k in done)
+        if missing := [k for k in keys if k not in seen]:
             seen.update(missing)
             work.append((i, missing))
-    return work
+    return work, len(reused)
 
 
 def _batches(model_pass: ModelPass, inputs: Inputs, work: list[tuple[int, list[Key]]],

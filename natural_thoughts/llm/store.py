@@ -28,6 +28,9 @@ MANIFEST = "manifest.json"
 PROBLEM_IDS = "problem_ids.parquet"
 """The ids of the whole problem set of a run, so `status` can say what is missing."""
 SHARD_GLOB = "**/part-*.parquet"
+REQUEST_HASH = "request_sha256"
+"""The shard column beside every output row: the hash of what the model read for it
+(`passes.request_hash`). Readers of the rows leave it out; resume compares it."""
 LOCK = ".lock"
 """A share folder's lock (held by its writer for the whole run) and the run folder's (held briefly
 while the manifest is checked or written)."""
@@ -121,11 +124,12 @@ class ShardStore:
         return sorted(p for p in base.glob(SHARD_GLOB) if p.is_file())
 
     def read_keys(self, columns: tuple[str, ...] = ("problem_id", "sample_index", "error")) -> pa.Table:
-        """The key columns of every finished shard (later shards supersede earlier rows)."""
+        """The key columns of every finished shard (later shards supersede earlier rows); a column a
+        shard lacks (one written by an older version) is null there."""
         files = self.shard_files()
         if not files:
             return pa.table({c: pa.array([], pa.string() if c != "sample_index" else pa.int64()) for c in columns})
-        return pa.concat_tables(pq.read_table(f, columns=list(columns)) for f in files)
+        return pa.concat_tables((_read_columns(f, columns) for f in files), promote_options="permissive")
 
     def write(self, table: pa.Table) -> Path:
         """Write one shard atomically and return its path (its writer holds `lock()`)."""
@@ -219,6 +223,13 @@ class ShardStore:
         """The run's problem ids, when recorded."""
         path = self.root / PROBLEM_IDS
         return pq.read_table(path).column("problem_id").to_pylist() if path.exists() else None
+
+
+def _read_columns(path: Path, columns: tuple[str, ...]) -> pa.Table:
+    """`columns` of one shard; those it lacks are null strings."""
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in columns if c in present])
+    return pa.table({c: table.column(c) if c in present else pa.nulls(table.num_rows, pa.string()) for c in columns})
 
 
 @contextlib.contextmanager

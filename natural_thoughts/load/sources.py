@@ -36,7 +36,7 @@ from natural_thoughts.load.importer import BATCH_ROWS, KEPT_COLUMNS, Duplicates,
 from natural_thoughts.load.importer import rows_table
 from natural_thoughts.load.importer import Source as Imported
 from natural_thoughts.load.presets import PROBLEM_PRESETS, TRACE_PRESETS, Preset
-from natural_thoughts.llm.store import MANIFEST, SHARD_GLOB, latest_rows
+from natural_thoughts.llm.store import MANIFEST, REQUEST_HASH, SHARD_GLOB, latest_rows
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ class _Part:
     def column_names(self) -> list[str]:
         if self.json_lines is not None:
             return self.json_lines.names
-        return self.ds.column_names if self.ds is not None else pq.read_schema(self.files[0]).names
+        if self.ds is not None:
+            return self.ds.column_names
+        return [c for c in pq.read_schema(self.files[0]).names if not (self.shards and c == REQUEST_HASH)]
 
     @cached_property
     def rows(self) -> int:
@@ -174,7 +176,9 @@ class _Part:
                 return Dataset(InMemoryTable(pa.concat_tables(tables, promote_options="permissive")))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
                 raise ValueError(f"{self.json_lines.path}: a column holds values of mixed types ({e})") from e
-        return self.ds if self.ds is not None else Dataset.from_parquet(self.files)
+        if self.ds is not None:
+            return self.ds
+        return Dataset.from_parquet(self.files, **({"columns": self.column_names} if self.shards else {}))
 
     def batches(self, size: int) -> Iterator[pa.Table]:
         """The part's rows as Arrow tables of `size` rows, in order, each holding only its own rows
@@ -186,7 +190,8 @@ class _Part:
             for batch in self.ds.with_format("arrow").iter(batch_size=size):
                 yield batch.take(np.arange(len(batch)))
         for f in self.files:  # pre_buffer would keep every row group read so far (apache/arrow#39808)
-            for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=size):
+            wanted = self.column_names if self.shards else None
+            for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=size, columns=wanted):
                 yield pa.Table.from_batches([batch])
 
     def key(self) -> str:

@@ -14,7 +14,8 @@ from datasets import Dataset
 from natural_thoughts.llm import (BACKENDS, EXECUTORS, EngineStartError, ModelPass, Request, Response, Work,
                                   build_backend, run_pass)
 from natural_thoughts.llm.backends.vllm import VLLMBackend
-from natural_thoughts.llm.store import MANIFEST
+from natural_thoughts.llm.passes import shard_schema
+from natural_thoughts.llm.store import MANIFEST, REQUEST_HASH
 
 from tests.conftest import CountingBackend
 
@@ -74,11 +75,33 @@ def test_a_second_run_asks_only_the_missing_keys(llm, problems: Dataset, tmp_pat
         run_pass(Answer(retry_no=True), problems, backend, tmp_path, show_progress=False)
 
 
+def test_a_changed_input_is_asked_again_and_an_unchanged_one_reused(llm, problems: Dataset, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    backend = CountingBackend(llm)
+    first = run_pass(Answer(), problems, backend, tmp_path, show_progress=False)
+    changed = problems.map(lambda row: {"problem": row["problem"] + " Think twice." if row["extra"] % 2 else row["problem"]})
+    backend.requests.clear()
+    again = run_pass(Answer(), changed, backend, tmp_path, show_progress=False)
+    asked = [r.messages[0]["content"] for r in backend.requests]
+    assert asked == [f"Yes or no: Is {i} even? Think twice." for i in (1, 3, 5)]
+    assert (again.pending, again.stale, again.reused) == (3, 3, 3)
+    latest = {r["problem_id"]: r for r in again.rows.to_pylist()}  # a later row of a key wins
+    assert [latest[f"p{i}"] for i in (0, 2, 4)] == [r for r in first.rows.to_pylist() if r["problem_id"] in ("p0", "p2", "p4")]
+    backend.requests.clear()
+    assert run_pass(Answer(), changed, backend, tmp_path, show_progress=False).reused == 6 and backend.requests == []
+    # a shard written before requests were hashed proves nothing: its keys are asked again, and said so
+    for shard in tmp_path.rglob("part-*.parquet"):
+        pq.write_table(pq.read_table(shard).drop_columns([REQUEST_HASH]), shard)
+    with caplog.at_level("WARNING"):
+        old = run_pass(Answer(), changed, backend, tmp_path, show_progress=False)
+    assert old.pending == 6 and old.reused == 0 and "without the hash of their request" in caplog.text
+
+
 def test_rows_land_under_the_schema_and_a_pass_retries_through_again(llm, problems: Dataset, tmp_path: Path) -> None:
     backend = CountingBackend(llm)
     out = run_pass(Answer(retry_no=True), problems, backend, tmp_path, batch_size=4, show_progress=False)
     assert out.rows.schema == Answer.schema
-    assert all(pq.read_schema(f) == Answer.schema for f in tmp_path.rglob("part-*.parquet"))
+    assert all(pq.read_schema(f) == shard_schema(Answer()) for f in tmp_path.rglob("part-*.parquet"))
     rows = out.rows.to_pylist()
     assert all(r["reply"] in ("yes", "no") and r["error"] is None for r in rows)  # the regex held
     retried = [r for r in rows if r["attempts"] == 2]
