@@ -52,4 +52,13 @@ def _print_summary(summary: dict) -> None:
     if summary.get("card"):
         typer.echo(f"dataset card (with figures): {summary['card']}")
     if summary.get("stages"):
-        typer.echo("stages: " + ", ".join(f"{k} {v}" for k, v in summary["stages"].items()))
+        typer.echo("stages: " + ", ".join(f"{k} {v}{_model_calls(summary, k)}" for k, v in summary["stages"].items()))
+
+
+def _model_calls(summary: dict, stage: str) -> str:
+    """What a stage's model passes did, e.g. " (model: 3 asked, 47 reused)"; "" without any."""
+    calls = summary.get("model_calls", {}).get(stage, {}).values()
+    if not calls:
+        return ""
+    asked, reused = (sum(c[k] for c in calls) for k in ("asked", "reused"))
+    return f" (model: {asked} asked, {reused} reused)"

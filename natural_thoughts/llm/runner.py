@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,21 @@ class PassResult:
             self.errors += table.num_rows - table.column(error_column).null_count
 
 
+_TALLY: ContextVar[dict[str, dict[str, int]] | None] = ContextVar("model_calls", default=None)
+
+
+@contextlib.contextmanager
+def tally_model_calls() -> Iterator[dict[str, dict[str, int]]]:
+    """Count what every `run_pass` inside asks and reuses: pass name -> {"asked", "reused",
+    "asked_again"} (keys asked again because what the model reads changed), for a run's summary."""
+    calls: dict[str, dict[str, int]] = {}
+    token = _TALLY.set(calls)
+    try:
+        yield calls
+    finally:
+        _TALLY.reset(token)
+
+
 def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir: str | Path | ShardStore | None = None,
              *, batch_size: int = BATCH_SIZE, executor: Spec = "local", executor_kwargs: dict[str, Any] | None = None,
              show_progress: bool = True, on_batch: Callable[[pa.Table, int], None] | None = None) -> PassResult:
@@ -93,6 +109,10 @@ def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir:
         out.pending = sum(len(keys) for _, keys in work)
         log.info("%s: %d to ask (%d of them written before for another request), %d reused", model_pass.name,
                  out.pending, out.stale, out.reused)
+        if (calls := _TALLY.get()) is not None:
+            counts = calls.setdefault(model_pass.name, {"asked": 0, "reused": 0, "asked_again": 0})
+            for name, n in (("asked", out.pending), ("reused", out.reused), ("asked_again", out.stale)):
+                counts[name] += n
         try:  # a Ray actor starts its engine on its first batch: a start failure may come from the loop
             finished: Iterator[Batch] = iter(())
             if work:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..llm.runner import tally_model_calls
 from .config import RunConfig, as_config
 from .outputs import card_config
 from .stage import Context, Stage
@@ -25,7 +26,8 @@ OUTPUT_FOLDER = "export"
 
 def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> dict[str, Any]:
     """Run every stage of a config (a `RunConfig`, a dict or a YAML path); returns a summary
-    (counts, paths, which stages ran or were reused), also written to `output_dir/summary.json`.
+    (counts, paths, which stages ran or were reused, and per stage what each model pass asked and
+    reused, `model_calls`), also written to `output_dir/summary.json`.
 
     `engine` is a ready `vllm.LLM` or `Backend` used for generation (and LLM annotation without
     `annotate.model`) instead of loading `generate.model`, so a notebook or a test loads it once.
@@ -34,9 +36,13 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
     ctx = Context(config=cfg, out=Path(cfg.output_dir), engine=engine)
     ctx.out.mkdir(parents=True, exist_ok=True)
     stages = cfg.stages()
+    model_calls: dict[str, dict[str, dict[str, int]]] = {}
     for stage in stages:
         if stage.kind != "output":
-            stage.apply(ctx)
+            with tally_model_calls() as calls:
+                stage.apply(ctx)
+            if calls:
+                model_calls[stage.section] = calls
     _outputs(ctx, [s for s in stages if s.kind == "output"])
     assert ctx.traces is not None and ctx.selection is not None
     traces, selection, folder = ctx.traces, ctx.selection, ctx.out / OUTPUT_FOLDER
@@ -55,6 +61,7 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
         "export_dir": str(folder),
         "card": str(folder / "README.md") if (folder / "README.md").exists() else None,
         "stages": ctx.status,
+        "model_calls": model_calls,
     }
     (ctx.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary

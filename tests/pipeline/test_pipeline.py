@@ -21,6 +21,8 @@ from tests.conftest import DATA, needs_data
 DEMO = Path(natural_thoughts.__file__).parent / "data" / "demo.yaml"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
+QWEN = DATA / "skythought_math500_qwen2.5-math-7b.jsonl"
+"""Another model's traces of the same MATH-500 problems: the same trace ids as `SKY`, other text."""
 RUN_CONFIGS = sorted(p for p in EXAMPLES.glob("*.yaml") if p.name != "ablate.yaml") + [DEMO]
 """Every shipped run config (`ablate.yaml` is read by `natural-thoughts ablate`, not `run`)."""
 ALL_RAN = {"annotate": "ran", "verify": "ran", "score": "ran", "select": "ran", "export": "ran"}
@@ -119,6 +121,24 @@ def test_llm_annotators_run_on_the_engine_and_their_prompt_hash_reaches_the_card
     assert {"label.domain", "label.topic", "label.domain.error"} <= set(stored)
     card = (Path(summary["export_dir"]) / "README.md").read_text()
     assert Domain(max_chars=300).prompt_sha256 in card and "LLM annotators" in card
+
+
+@needs_data
+def test_another_file_with_the_same_trace_ids_is_judged_again(llm, tmp_path: Path) -> None:
+    """`traces.source` pointed at another model's traces of the same problems (the same trace ids),
+    run into the same folder: the judge reads other text, so it is asked again, and the summary says so."""
+    from natural_thoughts.pipeline.config import AnnotateConfig, SelectConfig
+
+    annotate = AnnotateConfig(annotators=[{"verbosity": {"max_chars": 300}}],
+                              sampling={"temperature": 1.0, "max_tokens": 48, "seed": 3})
+    cfg = _curate(tmp_path, 2, annotate=annotate, select=SelectConfig(selector="Random", k=2), mix=None)
+    first = run(cfg, engine=llm)
+    assert first["model_calls"]["annotate"] == {"annotate verbosity": {"asked": 2, "reused": 0, "asked_again": 0}}
+    other = cfg.model_copy(update={"traces": cfg.traces.model_copy(update={"source": str(QWEN)})})
+    second = run(other, engine=llm)
+    assert second["stages"]["annotate"] == "ran"
+    assert second["model_calls"]["annotate"] == {"annotate verbosity": {"asked": 2, "reused": 0, "asked_again": 2}}
+    assert run(other, engine=llm)["stages"]["annotate"] == "reused"
 
 
 @needs_data
