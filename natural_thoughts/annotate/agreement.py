@@ -89,7 +89,8 @@ def _llm(rows: list[dict[str, Any]], annotator: ReasoningJudge,
     ok, steps = labelled[f"label.{REASONING_OK}"], labelled[f"label.{FIRST_ERROR_STEP}"]
     if all(v is None for v in ok):
         errors = [e for e in labelled[f"label.{annotator.name}.error"] if e]
-        raise RuntimeError(f"the judge decided none of {len(rows)} rows (first error: {errors[0] if errors else None}); "
+        first = errors[0] if errors else None
+        raise RuntimeError(f"the judge decided none of {len(rows)} rows (first error: {first}); "
                            "check the model and its backend")
     return [(None if v is None else not v, s, []) for v, s in zip(ok, steps)]
 
@@ -136,12 +137,14 @@ def judge_agreement(path: str | Path, preset: str = "mrben", judge: Literal["rul
     precision = _share(counts["tp"], counts["tp"] + counts["fp"])
     recall = _share(counts["tp"], counts["tp"] + counts["fn"])
     f1 = round(2 * precision * recall / (precision + recall), 4) if precision and recall else None
+    judge_model = getattr(backend, "model_name", model) if model is None else model
     report: dict[str, Any] = {
-        "labelled_set": str(path), "preset": preset, "judge": judge if judge == "rule" else f"llm ({getattr(backend, 'model_name', model) if model is None else model})",
+        "labelled_set": str(path), "preset": preset, "judge": judge if judge == "rule" else f"llm ({judge_model})",
         "rows": len(rows), "with_error": sum(r["has_error"] for r in rows), **counts,
         "precision": precision, "recall": recall, "f1": f1,
         "first_error_step": {"both_named": named, "same": same, "share": _share(same, named)},
     }
     if judge == "rule":
-        report["flags"] = {f: {**c, "precision": _share(c["with_error"], c["flagged"])} for f, c in sorted(by_flag.items())}
+        report["flags"] = {f: {**c, "precision": _share(c["with_error"], c["flagged"])}
+                           for f, c in sorted(by_flag.items())}
     return report

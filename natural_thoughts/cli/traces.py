@@ -84,7 +84,8 @@ def tagger_agreement_command(
 def judge_agreement_command(
     path: str = typer.Argument(..., help="A step-labelled JSON-lines file (MR-Ben, or ProcessBench-style rows)."),
     preset: str = typer.Option("mrben", help="How to read it: mrben or processbench."),
-    judge: str = typer.Option("rule", help="rule (model-free flags) or llm (the `reasoning` annotator, needs --model)."),
+    judge: str = typer.Option("rule", help="rule (model-free flags) or llm (the `reasoning` annotator; "
+                              "needs --model)."),
     model: Optional[str] = typer.Option(None, help="The judge model for --judge llm: a hub name or a local folder."),
     backend: str = typer.Option(default(AnnotateConfig, "backend"), help="vllm or openai."),
     output_dir: Path = typer.Option(Path("runs/judge-agreement"), help="The LLM judge's shards (re-running resumes)."),
@@ -101,5 +102,6 @@ def judge_agreement_command(
         raise typer.BadParameter("--judge llm needs --model")
     options = {"output_dir": output_dir, "sampling": {"max_tokens": max_tokens},
                "annotator": ReasoningJudge(max_chars=max_chars)} if judge == "llm" else {}
-    report = judge_agreement(path, preset=preset, judge=judge, model=model, backend=backend, limit=limit, **options)  # type: ignore[arg-type]
+    report = judge_agreement(path, preset=preset, judge=judge, model=model, backend=backend,  # type: ignore[arg-type]
+                             limit=limit, **options)
     typer.echo(json.dumps(report, indent=2))

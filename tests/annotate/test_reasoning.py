@@ -48,7 +48,8 @@ def test_the_rule_against_mrben_labels() -> None:
     raw, report = _mrben_raw(), judge_agreement(MRBEN)
     assert report["rows"] == len(raw) == sum(report[k] for k in ("tp", "fp", "fn", "tn"))
     assert report["with_error"] == sum(r["Model_Solution_Correctness"] == "incorrect" for r in raw)
-    said = [r for r in raw if any(re.search(r"none of the (given )?choices", s, re.I) for s in r["Model_Solution_Steps"])]
+    said = [r for r in raw
+            if any(re.search(r"none of the (given )?choices", s, re.I) for s in r["Model_Solution_Steps"])]
     assert report["tp"] + report["fp"] >= len(said)  # every "none of the choices" solution is flagged
     if report["tp"] + report["fp"] >= 20:  # a flag says more than the base rate of wrong reasoning
         assert report["precision"] > report["with_error"] / report["rows"]
@@ -81,11 +82,13 @@ def test_signal_steps_names_the_step() -> None:
                         "final_answer": "7"}) == ["announced_guess"]
     assert trace_flags({"reasoning": "word " * 400 + "I'll guess", "answer": "\\boxed{3}", "final_answer": "3"}) == [
         "announced_guess"]
-    assert trace_flags({"reasoning": "I'll guess 3. " + "word " * 400, "answer": "\\boxed{3}", "final_answer": "3"}) == []
+    early_guess = {"reasoning": "I'll guess 3. " + "word " * 400, "answer": "\\boxed{3}", "final_answer": "3"}
+    assert trace_flags(early_guess) == []  # a guess the reasoning went on to work through
 
 
 @needs_data
-@pytest.mark.parametrize("name", ["skythought_math500_sky-t1-27b.jsonl", "skythought_olympiadbench_sky-t1-32b-short.jsonl"])
+@pytest.mark.parametrize("name", ["skythought_math500_sky-t1-27b.jsonl",
+                                  "skythought_olympiadbench_sky-t1-32b-short.jsonl"])
 def test_flags_are_rare_on_real_teacher_traces_and_name_their_phrase(name: str) -> None:
     traces = flag_reasoning(load_traces(DATA / name, preset="skythought_eval"))
     flagged = [r for r in traces if r[REASONING_FLAGS]]
@@ -141,7 +144,8 @@ def test_llm_judge_agreement_on_the_tiny_engine(llm, tmp_path: Path) -> None:
 
 @needs_data
 def test_reasoning_annotator_on_real_traces(llm) -> None:
-    traces = load_traces(DATA / "skythought_olympiadbench_sky-t1-32b-short.jsonl", preset="skythought_eval").select(range(3))
+    name = "skythought_olympiadbench_sky-t1-32b-short.jsonl"
+    traces = load_traces(DATA / name, preset="skythought_eval").select(range(3))
     judge = get_annotator("reasoning")
     assert isinstance(judge, ReasoningJudge)
     small = ReasoningJudge(max_chars=600)
