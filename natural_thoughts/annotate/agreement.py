@@ -1,7 +1,8 @@
 """`judge_agreement`: how well a reasoning judge finds wrong reasoning, measured on step-labelled data.
 
 A labelled set is read through a preset of `LABELLED_SETS`: MR-Ben (`Model_Solution_Steps`, the
-annotators' `Model_Solution_Correctness` and 1-based `Model_Solution_First_Error_Step`) or
+annotators' `Model_Solution_Correctness` and 1-based `Model_Solution_First_Error_Step`; in its coding
+file a program, one step a line, and the first wrong line quoted) or
 ProcessBench-style rows (`problem`, `steps`, `label`: the 0-based first wrong step, -1 for none).
 The judge is the model-free `rule` (`steps.signal_steps`) or `llm`, the `ReasoningJudge` annotator
 on any model and backend (resumable shards under `output_dir`). The report counts "the reasoning
@@ -25,13 +26,20 @@ from .reasoning import FIRST_ERROR_STEP, REASONING_OK, ReasoningJudge
 
 
 def _mrben(row: dict[str, Any]) -> dict[str, Any]:
-    """One MR-Ben row: the question with its options, the steps by their "Step N:" headers."""
+    """One MR-Ben row: the question with its options; the steps by their "Step N:" headers, or, for a
+    coding row (a program, its first wrong line quoted), the program's non-empty lines."""
     options = (row.get("Options") or "").strip()
     wrong = row["Model_Solution_Correctness"] == "incorrect"
+    solution, first = row["Model_Solution_Steps"], row["Model_Solution_First_Error_Step"]
+    if isinstance(solution, str):
+        steps = [line for line in solution.splitlines() if line.strip()]
+        quoted = [n for n, line in enumerate(steps, 1) if line.strip() == str(first).strip()] if wrong else []
+        step = quoted[0] if quoted else None  # a quoted line the program does not hold names no step
+    else:
+        steps, step = numbered_steps(solution), int(first) if wrong else None
     return {"trace_id": f"{row['Question_UUID']}/{row['Sampled_Model']}",
             "problem": f"{row['Question']}\n\nOptions:\n{options}" if options else row["Question"],
-            "steps": numbered_steps(row["Model_Solution_Steps"]),
-            "has_error": wrong, "first_error_step": int(row["Model_Solution_First_Error_Step"]) if wrong else None}
+            "steps": steps, "has_error": wrong, "first_error_step": step}
 
 
 def _processbench(row: dict[str, Any]) -> dict[str, Any]:

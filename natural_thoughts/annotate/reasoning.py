@@ -17,6 +17,9 @@ from ..steps import MAX_STEPS, split_steps
 from .annotators import ANNOTATORS
 from .base import DEFAULT_MAX_CHARS, Annotator, shorten
 
+MAX_LABELLED_STEPS = 1000
+"""The bound on a reply's step number: a labelled set's own steps (a program's lines) are shown
+unmerged, so a judge may name a step beyond `steps.MAX_STEPS`."""
 REASONING_OK = "reasoning_ok"
 FIRST_ERROR_STEP = "first_error_step"
 
@@ -25,7 +28,7 @@ class StepCheckAnswer(BaseModel):
     """A reason, then the earliest wrong step (1-based; 0: every step holds)."""
 
     reason: str = Field(max_length=400)
-    first_error_step: int = Field(ge=0, le=MAX_STEPS)
+    first_error_step: int = Field(ge=0, le=MAX_LABELLED_STEPS)
 
 
 def trace_steps(row: dict[str, Any], max_steps: int = MAX_STEPS) -> list[str]:
@@ -55,8 +58,9 @@ class ReasoningJudge(Annotator):
 
     def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, max_steps: int = MAX_STEPS, prompt: str | None = None,
                  name: str | None = None) -> None:
-        if not 1 <= max_steps <= MAX_STEPS:
-            raise ValueError(f"ReasoningJudge: max_steps must be 1 to {MAX_STEPS} (the reply's bound), got {max_steps}")
+        if not 1 <= max_steps <= MAX_LABELLED_STEPS:
+            raise ValueError(f"ReasoningJudge: max_steps must be 1 to {MAX_LABELLED_STEPS} (the reply's bound), "
+                             f"got {max_steps}")
         super().__init__(max_chars=max_chars, prompt=prompt, name=name)
         self.max_steps = max_steps
 

@@ -72,6 +72,23 @@ def test_processbench_rows_read_as_the_same_labels(tmp_path: Path) -> None:
         read_labelled(path, preset="prm800k")
 
 
+@needs_data
+def test_mrben_coding_rows_are_programs_with_their_wrong_line() -> None:
+    path = DATA / "process" / "mrben_coding.jsonl"
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_labelled(path)
+    for r, row in zip(raw, rows):
+        assert row["steps"] == [line for line in r["Model_Solution_Steps"].splitlines() if line.strip()]
+        assert row["has_error"] == (r["Model_Solution_Correctness"] == "incorrect")
+        quoted = str(r["Model_Solution_First_Error_Step"]).strip()
+        if row["has_error"] and quoted and any(line.strip() == quoted for line in row["steps"]):
+            assert row["steps"][row["first_error_step"] - 1].strip() == quoted
+        else:
+            assert row["first_error_step"] is None
+    report = judge_agreement(path)
+    assert report["rows"] == len(raw) == sum(report[k] for k in ("tp", "fp", "fn", "tn"))
+
+
 def test_signal_steps_names_the_step() -> None:
     assert signal_steps(["x = 2y and y = 3, so x = 6 by substitution into the first equation as shown",
                          "None of the choices match 6, so I'll just pick C.", "Solution: Choice_C"]) == (
