@@ -44,8 +44,9 @@ def _one_line(exc: Exception) -> str:
     """An error as one line: a validation error as `field: problem` per field."""
     from pydantic import ValidationError
 
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
+    if isinstance(exc, ValidationError):  # pydantic's "Value error, " before a message of ours says nothing
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg'].removeprefix('Value error, ')}"
+                         for e in exc.errors())
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return " ".join(text.split())
 

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 from datasets import Dataset
 
-from ..registry import Registry, Spec, parse_spec
+from ..registry import Registry, Spec, checked_params, parse_spec
 from ..schema import require_columns
 
 log = logging.getLogger(__name__)
@@ -348,7 +348,8 @@ def get_selector(spec: Spec | Selector) -> Selector:
     name, params = parse_spec(spec, "selector")
     if "steps" in params:
         params["steps"] = [get_selector(s) for s in params["steps"]]
-    return SELECTORS.get(name)(**params)
+    factory = SELECTORS.get(name)
+    return factory(**checked_params(factory, params, name))
 
 
 def select(ds: Dataset, selector: Selector | Spec, k: int | None = None,
