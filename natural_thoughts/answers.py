@@ -106,7 +106,40 @@ def _math_equal(a: str, b: str) -> bool:
     if normalize_answer(a) == normalize_answer(b):
         return True
     gold, pred = _parse(form_b), _parse(form_a)
-    return _verified(gold, pred) or _close_decimals(gold, pred)
+    return _verified(gold, pred) or _close_decimals(gold, pred) or _same_items(a, b)
+
+
+def _same_items(a: str, b: str) -> bool:
+    """Whether one side is a tuple `(x, y)` and the other the bare list `x,y` of the same items in
+    order: math-verify reads a bare list as a set, so `-2,-2` (a = -2, b = -2) loses an item."""
+    for tuple_side, list_side in ((a, b), (b, a)):
+        items, listed = _tuple_items(tuple_side), _top_level_items(list_side)
+        if items is not None and len(listed) > 1 and list_side[:1] not in "([{" and len(items) == len(listed):
+            return all(_math_equal(x.strip(), y.strip()) for x, y in zip(items, listed))
+    return False
+
+
+def _tuple_items(text: str) -> list[str] | None:
+    """The items of a tuple `(x, y, ...)` whose parentheses span the whole text, else None."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return None
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth == 0 and i < len(text) - 1:
+            return None  # `(1, 2), (3, 4)`: the first parenthesis closes early
+    return _top_level_items(text[1:-1])
+
+
+def _top_level_items(text: str) -> list[str]:
+    """`text` split at its commas outside brackets and braces (`15{,}000` is one item)."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "([{") - (ch in ")]}")
+        if ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [*items, text[start:]]
 
 
 def _timeout() -> int | None:
