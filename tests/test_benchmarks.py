@@ -44,3 +44,17 @@ def test_scale_benchmark_reads_json_lines(tmp_path: Path) -> None:
     size = json.loads(out.read_text())["sizes"]["2000"]
     assert size["input"] == "jsonl" and size["input_mb"] > size["parquet_mb"]
     assert size["identical"] is True
+
+
+@needs_data
+@pytest.mark.slow  # runs ~60 programs three times
+def test_code_verify_benchmark_runs_and_agrees_with_the_naive_loop(tmp_path: Path) -> None:
+    out = tmp_path / "code.json"
+    script = SCALE.with_name("code_verify.py")
+    done = subprocess.run([sys.executable, str(script), "--step", "40", "--json", str(out)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    runs = [k for k in report if k.startswith("LocalSandbox")]
+    assert report["programs"] > 40 and len(runs) == 2
+    assert all(report[k]["same_verdicts_as_naive"] >= report["programs"] - 2 for k in runs)
