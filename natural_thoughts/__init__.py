@@ -3,6 +3,7 @@
 problems ─generate→ traces ─annotate/verify→ labels ─score→ scores ─select→ Selection ─export→ an SFT-ready dataset.
 Every stage takes and returns a `datasets.Dataset`; `run()` chains them from a config. `guide()` adds
 ThinkTuning teacher feedback, `refine()` CoT refinement passes, `ablate()` a selections × budgets grid.
+`verify` runs the programs of code traces against their tests (`verify_code`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from importlib.metadata import version as _version
 from . import selectors
 from .ablate import ablate
 from .annotate import annotate, judge_agreement, tag_strategies
+from .code import verify_code
 from .export import export
 from .generate import generate
 from .guide import guide
@@ -51,5 +53,6 @@ __all__ = [
     "selectors",
     "tag_strategies",
     "verify",
+    "verify_code",
     "__version__",
 ]

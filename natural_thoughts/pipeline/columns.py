@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from datasets import Dataset
 from pydantic import Field, field_validator, model_validator
@@ -72,16 +72,21 @@ class AnnotateConfig(ColumnStage, Workers):
 
 @register_stage("verify", order=50)
 class VerifyConfig(ColumnStage):
-    """Answer checking into `label.correct` (`judge` None: math-verify / normalized strings)."""
+    """Answer checking into `label.correct` (`judge` None: math-verify / normalized strings). Rows
+    with tests (every row with `method: code`) have their programs run (`limits`: `code.Limits`
+    fields, e.g. `{timeout: 6}`)."""
 
     judge: str | dict[str, Any] | None = None
+    method: Literal["code"] | None = None
+    limits: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
     def add(self, ds: Dataset, ctx: Context) -> Dataset:
         from ..annotate import build_judge
         from ..verify import verify
 
-        return verify(ds, judge=build_judge(self.judge), **self.options)
+        code = {"limits": self.limits} if self.limits else {}
+        return verify(ds, judge=build_judge(self.judge), method=self.method, **code, **self.options)
 
 
 @register_stage("score", order=60)
