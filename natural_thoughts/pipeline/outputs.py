@@ -194,7 +194,7 @@ def display(source: str) -> str:
 def card_config(cfg: Any) -> dict[str, Any]:
     """The config as the card shows it: no output folder, local sources by name."""
     data = cfg.model_dump(mode="json", exclude={"output_dir"}, exclude_none=True)
-    for section in ("problems", "traces"):
-        if section in data:
-            data[section]["source"] = display(data[section]["source"])
+    for section in (data.get("problems"), data.get("traces"), (data.get("traces") or {}).get("weak")):
+        if section:
+            section["source"] = display(section["source"])
     return data

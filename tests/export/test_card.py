@@ -248,6 +248,7 @@ def test_every_input_file_is_in_the_sources(recipe: dict) -> None:
     assert row(sources, "traces.weak")[4] == SELECTION_ONLY
     assert "license: apache-2.0" in recipe["card"].split("---")[1]
     assert row(section(recipe["card"], "Models"), "weak model")[1] == WEAK.removesuffix(".jsonl")
+    assert str(DATA) not in recipe["card"]  # local files by name: the card does not depend on where it ran
 
 
 @needs_data
