@@ -357,7 +357,7 @@ def select(ds: Dataset, selector: Selector | Spec, k: int | None = None,
     """Fit (when the selector learns) and select from `ds` in one call.
 
     Records the budget asked for (`k`, else the selector's own) as `Selection.requested_k` and
-    logs a warning when fewer rows survive, naming the step that cut the most."""
+    logs a warning when fewer rows survive, naming the step that limited the output."""
     sel = get_selector(selector)
     selection = sel.fit(ds).select(ds, k=k, seed=seed)
     budget = requested_k(sel, k)
