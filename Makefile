@@ -22,8 +22,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/natural-thoughts demo
 
+# In parallel on the CPUs it finds (tests/conftest.py sizes `-n auto` by CPUs and memory; each module's tests
+# run on one worker, see pyproject.toml).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --durations=10
 
 clean:
 	rm -rf $(VENV) runs
