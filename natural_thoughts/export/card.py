@@ -230,8 +230,9 @@ def contents_section(pool: Profile, picked: Profile) -> list[str]:
     """Pool and selection side by side: verdicts, flags, reasoning length, strategies, domains."""
     rows: list[list[Any]] = [["traces", pool.rows, picked.rows]]
     if pool.verdicts is not None and picked.verdicts is not None:
+        words = EVALUATOR_VERDICTS if picked.verdict_column == EVALUATOR else VERDICTS  # "verified" is ours only
         rows += [[f"{word} (`{picked.verdict_column}`)", _count(pool.verdicts[v], pool.rows),
-                  _count(picked.verdicts[v], picked.rows)] for v, word in VERDICTS.items()]
+                  _count(picked.verdicts[v], picked.rows)] for v, word in words.items()]
     else:
         rows.append(["correctness", "no verdict column", "no verdict column"])
     if pool.evaluator is not None and picked.evaluator is not None:

@@ -81,7 +81,6 @@ def is_chain(text: str) -> bool:
     return False
 
 
-
 def _answer_headers(body: str, start: int) -> list[int]:
     """Where `_ANSWER_HEADER` matches in `body` from `start` on. A header spans no newline, so an
     earlier one never hides a later one; in an ASCII text (where IGNORECASE matches only ASCII case
@@ -95,7 +94,6 @@ def _answer_headers(body: str, start: int) -> list[int]:
     if start < 1:
         return [m.start() for m in _ANSWER_HEADER.finditer(body, start)]
     return [m.start() + 1 for m in _HEADER_AFTER_NEWLINE.finditer(body, start - 1)]
-
 
 
 def _answer_start(body: str) -> tuple[int | None, tuple[str | None, bool] | None]:

@@ -38,6 +38,11 @@ def verdict_column(ds: Dataset) -> str:
     return next(c for c in CORRECT_COLUMNS if c in ds.column_names)
 
 
+def correct_row(column: str) -> str:
+    """The label of the card's "correct" row: "verified" only for our own verdict."""
+    return "correct by the file's evaluator" if column == EVALUATOR else "verified correct"
+
+
 def card_for(selection: Selection, pool: Dataset | None = None) -> str:
     return render_card("subset", selection, prepare_export(selection)[1], pool=pool)
 
@@ -70,7 +75,7 @@ def test_long_on_a_short_teacher_is_flagged_wrong_cut_off_and_short_of_budget(sk
     cut = sum(any(f in fl for f in CUT_OFF_FLAGS) for fl in picked["flags"])
     assert row(card, "traces")[1:] == [str(len(sky)), str(len(sel))]
     assert row(card, "wrong")[2].startswith(f"{wrong} (")
-    assert row(card, "verified correct")[1].startswith(f"{sum(v is True for v in sky[col])} (")
+    assert row(card, correct_row(col))[1].startswith(f"{sum(v is True for v in sky[col])} (")
     assert row(card, "cut off")[2].startswith(f"{cut} (")
     for flag in FLAGS:
         assert row(card, f"flag `{flag}`")[2].startswith(f"{sum(flag in fl for fl in picked['flags'])} (")
@@ -93,7 +98,7 @@ def test_a_clean_correct_selection_draws_no_warning(sky: Dataset) -> None:
                       for v, fl in zip(sky[col], sky["flags"])])
     card = card_for(by_hand(sky, clean))
     assert warnings_of(card) == []
-    assert row(card, "verified correct")[2] == f"{clean.sum()} (100%)"
+    assert row(card, correct_row(col))[2] == f"{clean.sum()} (100%)"
 
 
 def test_unverified_and_undecided_selections_are_warned() -> None:
