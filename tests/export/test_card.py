@@ -261,7 +261,8 @@ def test_nt_export_writes_the_card_run_writes(recipe: dict, tmp_path: Path) -> N
     """The same selection exported from Python: every section a run's card holds about the data is
     the same; sources and models come from the rows."""
     traces = recipe["config"]["traces"]
-    pool = load_traces(traces["source"], preset="skythought_eval").select(range(traces["limit"]))
+    pool = load_traces(traces["source"], preset="skythought_eval")
+    pool = pool.select(range(min(traces["limit"], len(pool))))  # as the run's `limit` does
     pool = attach_weak(pool, traces["weak"]["source"], preset="skythought_eval", on="problem")
     pool = add_reasoning_tokens(pool, approximate=True)
     sel = select(pool, recipe["config"]["select"]["selector"], k=20, seed=0)
