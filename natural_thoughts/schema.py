@@ -107,7 +107,8 @@ class SamplingConfig(BaseModel):
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     max_tokens: int = Field(4096, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
+    """Each request's seed derives from it (`llm.requests.request_seed`); negative seeds are refused."""
 
     @model_validator(mode="after")
     def _known_keys(self) -> SamplingConfig:

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..pipeline.stages import StageFolder, fingerprint, load_selection, save_selection
+from ..pipeline.stages import SUMMARY_FILE, StageFolder, fingerprint, load_selection, own_output_dir, save_selection
 from ..selectors.base import Selection
 from .config import AblateConfig, as_config, cell_selector
 from .pool import prepare_pool
@@ -22,16 +22,21 @@ from .pool import prepare_pool
 log = logging.getLogger(__name__)
 
 CELLS = "cells"
-SUMMARY = "summary.json"
 
 
 def ablate(config: AblateConfig | dict[str, Any] | str | Path) -> dict[str, Any]:
     """Prepare the pool, write every cell, then the report; returns a summary (also written to
     `output_dir/summary.json`): per cell its size, budget warning and folder, the overlap matrix,
-    and `stages` ("ran" / "reused" for the pool, each `cells/<name>` and the report's `measures`)."""
+    and `stages` ("ran" / "reused" for the pool, each `cells/<name>` and the report's `measures`).
+    `output_dir` is held as `run` holds it (`pipeline.stages.own_output_dir`): a second `ablate` or
+    `run` on it is refused while this one runs."""
     cfg = as_config(config)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with own_output_dir(cfg.output_dir) as out:
+        return _ablate(cfg, out)
+
+
+def _ablate(cfg: AblateConfig, out: Path) -> dict[str, Any]:
+    """The pool, every cell and the report into `out` (held by this call)."""
     pool, pool_key, pool_state = prepare_pool(cfg, out)
     stages = {"pool": pool_state}
     selections: dict[str, Selection] = {}
@@ -49,7 +54,7 @@ def ablate(config: AblateConfig | dict[str, Any] | str | Path) -> dict[str, Any]
     stages["measures"] = report["measures"]
     summary = {"name": cfg.name, "pool": len(pool), "cells": cells, "overlap": report["overlap"],
                "report": str(report["path"]), "figures": [str(p) for p in report["figures"]], "stages": stages}
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True))
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 
 

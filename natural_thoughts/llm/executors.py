@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from ..registry import Registry
-from .backends import Backend, EngineDiedError, restart, start
+from .backends import Backend, EngineDiedError, EngineStartError, restart, start
+from .backends.watchdog import start_watchdog
 from .passes import ModelPass, Work, call, shard_schema
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ def ray_batches(engine: Backend, model_pass: ModelPass, batches: Iterable[list[W
         raise ValueError(f"executor='ray' needs a backend name and a model name or path (each Ray actor "
                          f"builds its own engine); this backend cannot be shipped ({exc})") from exc
     if not ray.is_initialized():
+        start_watchdog()  # a local Ray cluster started here dies with this process, even by kill -9
         ray.init(**(ray_init or {}))
     items = [{WORK: pickle.dumps(work)} for work in batches]
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(  # results stream back per batch
@@ -115,7 +118,31 @@ def ray_batches(engine: Backend, model_pass: ModelPass, batches: Iterable[list[W
 
 
 def _ray_results(ds: Any, model_pass: ModelPass) -> Iterator[Batch]:
-    for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        if out.num_rows:
-            counts = [sum(out.column(c).to_pylist()) for c in (TOKENS, UNITS)]
-            yield out.drop_columns([TOKENS, UNITS]).cast(shard_schema(model_pass)), counts[0], counts[1]
+    """The finished batches as they stream back; an engine that cannot start in an actor is one
+    `EngineStartError` with its own message, not Ray's wrapped traceback."""
+    try:
+        for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if out.num_rows:
+                counts = [sum(out.column(c).to_pylist()) for c in (TOKENS, UNITS)]
+                yield out.drop_columns([TOKENS, UNITS]).cast(shard_schema(model_pass)), counts[0], counts[1]
+    except Exception as exc:
+        if (cause := start_failure(exc)) is not None:
+            raise EngineStartError(f"in a Ray actor: {cause}") from None
+        raise
+
+
+def start_failure(exc: BaseException) -> str | None:
+    """The message of the `EngineStartError` behind an error a Ray actor raised (Ray wraps it,
+    sometimes only as text), or None when the engine did start."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, EngineStartError):
+            return str(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    match = re.search(rf"{EngineStartError.__name__}: (.+)", str(exc))
+    return match.group(1).strip() if match else None

@@ -4,8 +4,9 @@ With an output folder, the run's manifest (the pass's fingerprint) is checked or
 share's lock is held, the keys already written are read (those the pass counts as done are
 skipped), and every batch of units is written as one shard at once, so a killed or interrupted
 call is simply made again. The engine starts before any request is taken (a start failure raises
-`EngineStartError` and undoes a run folder this call created); a dead engine is rebuilt (see
-`executors.local_batches`). One progress bar counts the units of work.
+`EngineStartError`); a call that fails before its first shard, on any executor and for any cause,
+undoes the run folder it created, so the corrected call is not refused as another configuration. A
+dead engine is rebuilt (see `executors.local_batches`). One progress bar counts the units of work.
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ def run_pass(model_pass: ModelPass, inputs: Inputs, engine: Backend, output_dir:
                     out.seconds = time.perf_counter() - started
                     bar.update(units)
                     bar.set_postfix(rows=out.written, tok_s=f"{out.tokens_per_s:.0f}", errors=out.errors)
-        except EngineStartError:
+        except BaseException:  # an engine that never started, a bad executor option, Ctrl-C during the start
             if store is not None and store.created:
-                store.discard_empty_run()  # only a run that holds no shard yet
+                store.discard_empty_run()  # only a run that holds no shard yet: the corrected call is accepted
             raise
     out.rows = model_pass.read(store) if store is not None else pa.concat_tables([model_pass.schema.empty_table(), *tables])
     return out

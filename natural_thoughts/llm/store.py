@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
+TEMP_NAME = re.compile(r"\.\d+-[0-9a-f]+\.tmp$")
+"""How the temporary files of `write_atomic` end (`NAME.PID-HEX.tmp`)."""
 PROBLEM_IDS = "problem_ids.parquet"
 """The ids of the whole problem set of a run, so `status` can say what is missing."""
 SHARD_GLOB = "**/part-*.parquet"
@@ -55,15 +58,22 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to `path` through a temporary file and a rename (never a torn file).
 
     The temporary name is unique per writer, so jobs racing to create the same file (the manifest
-    of a sharded run) never interleave their bytes: the last complete rename wins.
+    of a sharded run) never interleave their bytes: the last complete rename wins. An error (a full
+    disk) removes the temporary file and names `path`.
     """
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:  # a full disk (ENOSPC) says only "[Errno 28]": name the file it was writing
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def shard_name(index: int = 0, count: int = 1) -> str:
@@ -149,7 +159,7 @@ class ShardStore:
         The lock is an `flock`, so the kernel releases it when its process dies (even by SIGKILL).
         Temporary files a killed writer left in the share are removed once the lock is held.
         """
-        with _flock(self.dir, blocking=False) as held:
+        with folder_lock(self.dir, blocking=False) as held:
             if not held:
                 raise RuntimeError(
                     f"another process is writing {self.dir} (its lock is held); give each job its own "
@@ -172,7 +182,7 @@ class ShardStore:
         (e.g. the problem source) is recorded beside the fingerprint but never compared. Stale
         temporary files are removed."""
         fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))  # as the manifest holds it
-        with _flock(self.root, blocking=True):
+        with folder_lock(self.root, blocking=True):
             _remove_temp(self.root)
             self.created = self.manifest() is None
             self._check_manifest(fingerprint, extend_keys, info)
@@ -183,7 +193,7 @@ class ShardStore:
     def discard_empty_run(self) -> None:
         """Remove the manifest and problem ids of a run that holds no shard (its engine never started),
         so the corrected call is not refused as another configuration."""
-        with _flock(self.root, blocking=True):
+        with folder_lock(self.root, blocking=True):
             if not self.shard_files():
                 for name in (MANIFEST, PROBLEM_IDS):
                     (self.root / name).unlink(missing_ok=True)
@@ -233,11 +243,11 @@ def _read_columns(path: Path, columns: tuple[str, ...]) -> pa.Table:
 
 
 @contextlib.contextmanager
-def _flock(folder: Path, blocking: bool) -> Iterator[bool]:
-    """Hold `folder/.lock` (an `flock`, released by the kernel when its process dies); yields
+def folder_lock(folder: Path, blocking: bool, name: str = LOCK) -> Iterator[bool]:
+    """Hold `folder/name` (an `flock`, released by the kernel when its process dies); yields
     whether it is held (always, when `blocking`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK, "a") as fh:
+    with open(folder / name, "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -250,9 +260,11 @@ def _flock(folder: Path, blocking: bool) -> Iterator[bool]:
 
 
 def _remove_temp(folder: Path) -> None:
-    """Remove the `*.tmp` files a killed writer left in `folder` (call it with the folder's lock held)."""
+    """Remove the temporary files a killed `write_atomic` left in `folder` (call it with the folder's
+    lock held): only names it makes (`NAME.PID-HEX.tmp`), never another `*.tmp` of the user's."""
     for stale in folder.glob("*.tmp"):
-        stale.unlink(missing_ok=True)
+        if TEMP_NAME.search(stale.name):
+            stale.unlink(missing_ok=True)
 
 
 def run_folder(root: str | Path, fingerprint: dict[str, Any]) -> Path:

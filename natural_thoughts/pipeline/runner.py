@@ -17,7 +17,7 @@ from ..llm.runner import tally_model_calls
 from .config import RunConfig, as_config
 from .outputs import card_config
 from .stage import Context, Stage
-from .stages import StageFolder, fingerprint
+from .stages import SUMMARY_FILE, StageFolder, fingerprint, own_output_dir
 
 __all__ = ["RunConfig", "run"]
 
@@ -31,10 +31,17 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
 
     `engine` is a ready `vllm.LLM` or `Backend` used for generation (and LLM annotation without
     `annotate.model`) instead of loading `generate.model`, so a notebook or a test loads it once.
+    `output_dir` is held for the whole run (`stages.own_output_dir`): a folder of other files, or one
+    another `run` / `ablate` is writing, is refused.
     """
     cfg = as_config(config)
-    ctx = Context(config=cfg, out=Path(cfg.output_dir), engine=engine)
-    ctx.out.mkdir(parents=True, exist_ok=True)
+    with own_output_dir(cfg.output_dir) as out:
+        return _run(Context(config=cfg, out=out, engine=engine))
+
+
+def _run(ctx: Context) -> dict[str, Any]:
+    """Every stage of `ctx.config` in order, then the summary (the output folder is held)."""
+    cfg = ctx.config
     stages = cfg.stages()
     model_calls: dict[str, dict[str, dict[str, int]]] = {}
     for stage in stages:
@@ -63,7 +70,7 @@ def run(config: RunConfig | dict[str, Any] | str | Path, engine: Any = None) -> 
         "stages": ctx.status,
         "model_calls": model_calls,
     }
-    (ctx.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    (ctx.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 
 

@@ -7,8 +7,10 @@ input by `trace_id`; the select stage stores the picks, the drops and the step r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,43 @@ from datasets import Dataset, concatenate_datasets, load_from_disk
 
 from ..schema import STAGE_COLUMNS
 from ..selectors.base import Selection, StepReport
-from ..llm.store import fingerprint_hash, write_atomic
+from ..llm.store import fingerprint_hash, folder_lock, write_atomic
 
 STAGE_FILE = ".stage.json"
+OWNER_FILE = ".natural-thoughts"
+"""Written into every output folder `run` and `ablate` make: stages delete and rewrite only inside
+folders that hold it, so a folder of the user's own is never emptied."""
+RUN_LOCK = ".run.lock"
+"""The lock a `run` or `ablate` command holds on its output folder for its whole life."""
+SUMMARY_FILE = "summary.json"
+"""What a finished `run` or `ablate` writes last: with a stage marker, the sign of a run folder made
+before `OWNER_FILE` existed."""
+
+
+@contextlib.contextmanager
+def own_output_dir(folder: str | Path) -> Iterator[Path]:
+    """Hold `folder` as this command's run folder: made (and marked ours) when new or empty, accepted
+    when it holds `OWNER_FILE` (or is a run folder of an earlier version), refused in one line when
+    it holds anything else, or while another `run` / `ablate` holds it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output_dir {folder} is a file; give a folder")
+    if folder.is_dir() and not (folder / OWNER_FILE).exists() and any(folder.iterdir()) and not _old_run(folder):
+        raise ValueError(f"output_dir {folder} holds files that natural-thoughts did not make (no {OWNER_FILE}); "
+                         "nothing was written or deleted there: give a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder, blocking=False, name=RUN_LOCK) as held:
+        if not held:
+            raise RuntimeError(f"another natural-thoughts command is running in {folder} (its lock is held); "
+                               "wait for it to finish, or give another output_dir")
+        if not (folder / OWNER_FILE).exists():
+            write_atomic(folder / OWNER_FILE, b"made by natural-thoughts: its stages may rewrite this folder\n")
+        yield folder
+
+
+def _old_run(folder: Path) -> bool:
+    """A run folder an earlier version made (a summary or a stage marker, no `OWNER_FILE`)."""
+    return (folder / SUMMARY_FILE).is_file() or any(folder.glob(f"*/{STAGE_FILE}"))
 
 
 def fingerprint(*parts: Any) -> str:

