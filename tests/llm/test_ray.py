@@ -12,6 +12,8 @@ import pytest
 from datasets import Dataset
 
 from natural_thoughts import generate, load_problems, load_traces
+from natural_thoughts.llm import EngineStartError
+from natural_thoughts.llm.store import MANIFEST
 from natural_thoughts.llm.status import merge, run_status
 
 pytestmark = pytest.mark.slow  # a local Ray cluster with engine actors
@@ -57,3 +59,26 @@ def test_ray_actors_fill_a_share_of_the_same_layout(tiny_model_dir: Path, llm, p
 def test_ray_needs_a_model_name_not_a_ready_engine(llm, problems: Dataset) -> None:
     with pytest.raises(ValueError, match="executor='ray' needs a backend name and a model name or path"):
         generate(problems.select(range(1)), model=llm, executor="ray", show_progress=False)
+
+
+def test_a_start_failure_in_an_actor_is_one_line_and_the_corrected_run_is_accepted(tiny_model_dir: Path,
+                                                                                  problems: Dataset,
+                                                                                  tmp_path: Path) -> None:
+    out, not_a_model = tmp_path / "traces", tmp_path / "not-a-model"
+    not_a_model.mkdir()  # a folder (so the check before any process passes) without a model: the actor's engine fails
+    common = {"n": 1, "sampling": SAMPLING, "output_dir": out, "show_progress": False, "executor": "ray",
+              "engine_kwargs": {"enforce_eager": True, "max_model_len": 1024}}
+    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(ValueError):  # a bad executor option: refused, and the run folder undone
+            generate(problems, model=str(tiny_model_dir), executor_kwargs={"num_gpus": 0, "no_such_option": 1}, **common)
+        assert not (out / MANIFEST).exists()
+        with pytest.raises(EngineStartError) as failed:
+            generate(problems, model=str(not_a_model), executor_kwargs={"num_gpus": 0}, **common)
+        message = str(failed.value)
+        assert message.startswith("in a Ray actor: the vLLM engine for") and str(not_a_model) in message
+        assert "\n" not in message and not (out / MANIFEST).exists()
+        traces = generate(problems, model=str(tiny_model_dir), executor_kwargs={"num_gpus": 0}, **common)
+    finally:
+        ray.shutdown()
+    assert len(traces) == len(problems) and (out / MANIFEST).exists()
