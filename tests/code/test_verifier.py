@@ -126,3 +126,20 @@ def test_the_weak_program_runs_on_the_same_tests() -> None:
     assert sum(w == s for w, s in zip(out["label.weak_correct"], weak_stored)) >= len(out) - 2
     assert sum(d == (m != w) for d, m, w in zip(out["label.disagree"], mine_stored, weak_stored)) >= len(out) - 2
     assert any(out["label.disagree"])
+
+
+def test_taco_and_open_r1_columns_map_onto_tests(tmp_path) -> None:
+    """A file in TACO's or open-r1's layout needs no preset: `columns` maps its tests column."""
+    program = "```python\nn = int(input())\nprint(n * n)\n```"
+    rows = [{"question": "Square n.", "solution": program,
+             "input_output": json.dumps({"inputs": ["3\n", "4\n"], "outputs": ["9\n", "16\n"]})},
+            {"question": "Square n, again.", "solution": program.replace("n * n", "n + n"),
+             "verification_info": json.dumps({"language": "python", "test_cases": [
+                 {"input": "3\n", "output": "9\n", "type": "stdin_stdout"}]})}]
+    for row, column in zip(rows, ("input_output", "verification_info")):
+        path = tmp_path / f"{column}.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        ds = load_traces(path, columns={"problem": "question", "completion": "solution", "tests": column},
+                         model="m")
+        out = verify(ds, limits=LIMITS, use_cache=False)
+        assert out["label.correct"] == [column == "input_output"] and out["label.correct_method"] == ["code"]
