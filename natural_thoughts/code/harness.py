@@ -258,6 +258,8 @@ def main() -> None:
     _write_inputs(job["tests"])
     _limit(job)
     _guard()
+    results.write("ready\n")  # the parent's sign that the harness started
+    results.flush()
     for index, test in enumerate(job["tests"]):
         _redirect(index)
         signal.setitimer(signal.ITIMER_REAL, job["timeout"])

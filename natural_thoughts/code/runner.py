@@ -33,6 +33,8 @@ SHOWN = 500
 STARTUP_SECONDS = 5.0
 """Wall time allowed beyond the tests' own limits (interpreter start, imports), on a loaded machine too."""
 
+READY = "ready"
+"""The harness's first line once its limits and guards are set (else it did not start)."""
 STOPS = ("timeout", "compile")
 """Verdicts after which a program's remaining tests are not run."""
 TestKind = Literal["stdin", "call", "assert"]
@@ -142,6 +144,14 @@ def _cut(text: str | None) -> str | None:
     return None if text is None else text if len(text) <= SHOWN else text[:SHOWN] + " …"
 
 
+def _is_compile_error(line: str) -> bool:
+    """Whether the harness's first line is the compile verdict (written before its ready line)."""
+    try:
+        return json.loads(line).get("status") == "compile"
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
 def _death(rc: int, killed: bool) -> dict[str, Any]:
     """The verdict on the test that was running when the harness ended without reporting it."""
     if killed or rc == -signal.SIGXCPU:
@@ -192,23 +202,30 @@ class LocalSandbox:
                "TMPDIR": scratch, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         command = [*network_isolation(), self.python, "-s", "-P", str(HARNESS)]
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=scratch, env=env, start_new_session=True)
         killed = False
         try:
-            out, _ = proc.communicate(json.dumps(job).encode(), timeout=limits.timeout * len(tests) + STARTUP_SECONDS)
+            out, err = proc.communicate(json.dumps(job).encode(), timeout=limits.timeout * len(tests) + STARTUP_SECONDS)
         except subprocess.TimeoutExpired:
             killed = True
             os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
+            out, err = proc.communicate()
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # anything the program left behind
             except ProcessLookupError:
                 pass
             shutil.rmtree(scratch, ignore_errors=True)
+        lines = out.decode("utf-8", "replace").splitlines()
+        if lines[:1] == [READY]:
+            lines = lines[1:]
+        elif not killed and not _is_compile_error(lines[0] if lines else ""):
+            raise RuntimeError(f"the code runner could not start ({' '.join(command)}, exit status {proc.returncode}): "
+                               f"{err.decode('utf-8', 'replace').strip()[-SHOWN:] or 'no message'}; check that this "
+                               "Python runs and that `unshare -rn true` works here, or pass another Sandbox")
         reported = []
-        for line in out.decode("utf-8", "replace").splitlines()[:len(tests)]:
+        for line in lines[:len(tests)]:
             try:
                 reported.append(json.loads(line))
             except json.JSONDecodeError:

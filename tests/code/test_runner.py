@@ -152,3 +152,12 @@ def test_values_match() -> None:
 def test_os_exit_ends_the_program_not_the_run() -> None:
     outcome, = run_programs([Program("import os\nprint(3)\nos._exit(0)", (TestCase("stdin", "", "3"),) * 2)], FAST)
     assert outcome.correct
+
+
+def test_a_runner_that_cannot_start_stops_with_one_message(tmp_path: Path) -> None:
+    """Not every program's verdict: an interpreter that never reaches the tests is the run's error."""
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'no interpreter here' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    with pytest.raises(RuntimeError, match="could not start .*exit status 3.*no interpreter here"):
+        LocalSandbox(python=str(broken)).run([GOOD], FAST)
