@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .notation import RELATIVE_TOLERANCE, number_form
+from .notation import RELATIVE_TOLERANCE, number_form, units_differ
 from .parse import extract_final_answer, parse_trace
 
 Method = Literal["math", "exact", "choice"]
@@ -98,10 +98,10 @@ def _math_equal(a: str, b: str) -> bool:
     """Normalized strings, else math-verify on both answers in their `notation.number_form` (sci
     notation spelt `\\times10^{n}`, thousands separators and units gone: math-verify reads `3e8`
     and `8e3` as the same product 3·e·8), then as numbers within `RELATIVE_TOLERANCE` where a side
-    is a decimal. Numbers with different units differ."""
+    is a decimal. Numbers with different unit symbols differ (`notation.units_differ`)."""
     a, b = _bare(a), _bare(b)
     (form_a, unit_a), (form_b, unit_b) = number_form(a), number_form(b)
-    if unit_a is not None and unit_b is not None and unit_a != unit_b:
+    if units_differ(unit_a, unit_b):
         return False
     if normalize_answer(a) == normalize_answer(b):
         return True

@@ -10,7 +10,8 @@ number, with whatever notation around it, into plain LaTeX and the unit it named
   list `1,2,3` or a tuple `(1,000, 2)` is left to math-verify;
 - a unit after the number (`kcal`, `\\mathrm{~m/s}`, `\\text{ cm}^2`, `°`) or currency before it
   (`\\$`, `€`, `£`) is split off: bare words need a space before them and two letters or a `/`
-  (`5 m` may be 5·m), and `5 \\text{ and } 7` or `3 \\sqrt{2}` are no unit;
+  (`5 m` may be 5·m), and `5 \\text{ and } 7` or `3 \\sqrt{2}` are no unit; `units_differ` says
+  when two units make two numbers different;
 - `x = ` before the number and `%` after it are kept (math-verify reads both).
 
 An `e` with a sign and no decimal point, as in `2e-1`, is left alone: it reads as 2e - 1 too.
@@ -31,7 +32,8 @@ _SEPARATOR = r"(?:,|\{,\}|\\,|\\ |~|\\;|\\:|[\u00a0\u2009\u202f ])"
 """What may stand between groups of three digits: comma, LaTeX spaces, thin and no-break spaces."""
 _MANTISSA = rf"(?P<mantissa>[+-]?(?:\d{{1,3}}(?:{_SEPARATOR}\d{{3}})+|\d+)(?:\.\d+)?|[+-]?\.\d+)"
 _E_EXPONENT = r"[eE](?P<e_exp>[+-]?\d+)"
-_TIMES_TEN = r"\s*(?:\\times|\\cdot|\*|×|·|⋅)\s*10\s*\^\s*(?:\{\s*(?P<brace_exp>[+-]?\d+)\s*\}|(?P<bare_exp>[+-]?\d))"
+_TIMES_TEN = (r"\s*(?:\\times|\\cdot|\*|×|·|⋅)\s*10\s*\^\s*"
+              r"(?:\{\s*(?P<brace_exp>[+-]?\d+)\s*\}|(?P<bare_exp>[+-]?\d))")
 _NUMBER = re.compile(rf"{_MANTISSA}(?:{_E_EXPONENT}|{_TIMES_TEN})?")
 _LHS = re.compile(r"^(?P<lhs>[A-Za-z](?:_\{?\w+\}?)?\s*=\s*)(?=[^=]*$)")
 _CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥|\\euro|\\pounds|\\text\{\\?\$\})\s*")
@@ -39,9 +41,13 @@ _PERCENT = re.compile(r"^\s*\\?%$")
 _DEGREES = re.compile(r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°)")
 _WRAPPER = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname|rm)\s*\{([^{}]*)\}")
 _SPACING = re.compile(r"\\[,;: !]|~|[\u00a0\u2009\u202f]")
-_UNIT_SYMBOLS = {"\\mu": "µ", "μ": "µ", "\\Omega": "Ω", "\\AA": "Å", "\\cdot": " ", "*": " ", "⋅": " ", "·": " "}
+_UNIT_SYMBOLS = {"\\mu": "µ", "μ": "µ", "\\Omega": "Ω", "\\AA": "Å",
+                 "\\cdot": " ", "*": " ", "⋅": " ", "·": " "}
 _UNIT_WORDS = {"degrees": "°", "degree": "°", "deg": "°", "dollars": "$", "dollar": "$"}
 """Units spelt as words that the sign names too."""
+SYMBOL_LETTERS = 4
+"""A unit whose letter runs are this short is a symbol (`kcal`, `km/h`); a longer run is a word."""
+_LETTERS = re.compile(r"[^\W\d_]+")
 _UNIT = re.compile(r"^[A-Za-zµΩÅ°]+(?:\^-?\d+)?(?: ?/? ?\(?[A-Za-zµΩÅ°]+(?:\^-?\d+)?\)?)*$")
 """A unit, once its wrappers, braces and spacing are gone: letters with optional powers, joined by
 `/` or spaces (`kcal`, `m/s`, `kg m^2`, `J/(mol K)`)."""
@@ -58,8 +64,9 @@ def _unit(rest: str) -> str | None:
 
     A bare word needs a space before it and two letters or a `/`; a wrapped one (`\\text{m}`) or
     a degree sign needs neither."""
-    wrapped = bool(_WRAPPER.search(rest)) or rest.lstrip().startswith("°")
-    spaced = rest[:1].isspace() or bool(_SPACING.match(rest))
+    after_spacing = _SPACING.sub(" ", rest).lstrip()
+    wrapped = bool(_WRAPPER.match(after_spacing)) or after_spacing.startswith("°")
+    spaced = after_spacing != rest
     unit = _SPACING.sub(" ", _WRAPPER.sub(r" \1 ", rest))
     for old, new in _UNIT_SYMBOLS.items():
         unit = unit.replace(old, new)
@@ -71,6 +78,15 @@ def _unit(rest: str) -> str | None:
     if not wrapped and not (spaced and (letters >= 2 or "/" in unit)):
         return None
     return _UNIT_WORDS.get(unit.lower(), unit.replace(" ", ""))
+
+
+def units_differ(unit_a: str | None, unit_b: str | None) -> bool:
+    """Whether two units `number_form` split off name different things: both given, both symbols
+    (letter runs of at most `SYMBOL_LETTERS`: `kcal`, `cm^2`, `km/h`, `°`) and unequal. Words
+    (`ways`, `arrangements`, `meters`, `different pizzas`) describe the number more often than they
+    measure it, so they are never compared."""
+    symbols = [u for u in (unit_a, unit_b) if u and all(len(run) <= SYMBOL_LETTERS for run in _LETTERS.findall(u))]
+    return len(symbols) == 2 and unit_a != unit_b
 
 
 def number_form(answer: str) -> tuple[str, str | None]:
@@ -94,7 +110,8 @@ def number_form(answer: str) -> tuple[str, str | None]:
     if e_exp and e_exp[0] in "+-" and "." not in mantissa:
         return answer, None  # 2e-1 may be 2e - 1
     exponent = e_exp or number.group("brace_exp") or number.group("bare_exp")
-    out = lhs + re.sub(_SEPARATOR, "", mantissa) + ("" if exponent is None else f"\\times10^{{{int(exponent)}}}") + ("\\%" if percent else "")
+    power = "" if exponent is None else f"\\times10^{{{int(exponent)}}}"
+    out = lhs + re.sub(_SEPARATOR, "", mantissa) + power + ("\\%" if percent else "")
     if currency:
         unit = "$" if "$" in currency.group(0) else currency.group(0).strip()
     return out, unit

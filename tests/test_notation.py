@@ -33,6 +33,8 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     "units": ("15,000 \\, kcal",
               ["15000 kcal", "15000 \\text{ kcal}", "15\\,000\\ \\mathrm{kcal}", "\\text{15000 kcal}", "15000"],
               ["150 kcal", "15000 cal", "1500 \\text{ kcal}", "15000 \\text{ J}"]),
+    "words after a number": ("4 \\text{ ways}", ["4", "4 \\text{ arrangements}", "4 ways", "\\text{4 ways}"],
+                             ["5 \\text{ ways}", "40 ways", "4.1 \\text{ ways}"]),
     "percent": ("50\\%", ["50%", "50 \\%", "50"], ["5%", "500\\%", "51"]),
     "degrees": ("30^\\circ", ["30°", "30^{\\circ}", "30 \\text{ degrees}", "30"], ["60^\\circ", "3°", "300"]),
     "currency": ("\\$36", ["$36", "36", "36 \\text{ dollars}", "\\$36.00"], ["\\$37", "\\$3.6", "€36"]),
@@ -92,6 +94,7 @@ def test_a_list_a_tuple_or_a_decimal_comma_is_no_thousands_number() -> None:
     ("2n", ("2n", None)),
     ("3 \\sqrt{2}", ("3 \\sqrt{2}", None)),
     ("5 \\text{ and } 7", ("5 \\text{ and } 7", None)),
+    ("11th \\text{ grade}", ("11th \\text{ grade}", None)),  # letters before the wrapper
 ])
 def test_number_form(text: str, form: tuple[str, str | None]) -> None:
     assert number_form(text) == form
@@ -102,6 +105,13 @@ def test_decimals_are_close_within_the_tolerance_and_whole_numbers_exact() -> No
     assert equivalent(str(1 + RELATIVE_TOLERANCE * 2), "1") is False
     assert equivalent("84.66666666666667", "84") is False
     assert equivalent("100001", "100000") is False  # whole numbers: no tolerance
+
+
+def test_unit_symbols_differ_and_words_are_not_compared() -> None:
+    assert equivalent("5 cm", "5 \\text{ m}") is False
+    assert equivalent("2.0 \\text{ km/h}", "2 \\mathrm{~m/s}") is False
+    assert equivalent("5 \\text{ meters}", "5 \\text{ m}") is True
+    assert equivalent("28 different pizzas", "28") is True
 
 
 def test_an_option_letter_agrees_with_its_spelt_out_choice() -> None:
