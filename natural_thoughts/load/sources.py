@@ -60,6 +60,9 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
 
 
+TOO_DEEP = "JSON nested too deeply to read (past Python's recursion limit); no trace is shaped like that"
+
+
 @dataclass
 class _JsonLines:
     """A JSON-lines file read in two passes: `scan` checks every line (a bad one is named file:line)
@@ -89,6 +92,9 @@ class _JsonLines:
                                      f"{start + e.start}); convert the file to UTF-8") from e
                 except json.JSONDecodeError as e:
                     _bad(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})", on_error, report)
+                    continue
+                except RecursionError:
+                    _bad(f"{path}:{n}: {TOO_DEEP}", on_error, report)
                     continue
                 if not isinstance(doc, dict):
                     _bad(f"{path}:{n}: not a JSON object", on_error, report)
@@ -225,6 +231,8 @@ def _read_json(path: Path, on_error: OnError, report: LoadReport) -> _Part:
         docs = list(enumerate(json.loads(text)))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from e
+    except RecursionError:
+        raise ValueError(f"{path}: {TOO_DEEP}") from None
     rows, lines = [], []
     for i, doc in docs:
         if isinstance(doc, dict):
@@ -263,6 +271,11 @@ def _read_path(path: Path, split: str | None, on_error: OnError, report: LoadRep
     if kind == "json":
         return _read_json(path, on_error, report)
     if kind == "parquet":
+        try:
+            pq.read_schema(path)  # the footer: a file cut short has none
+        except (pa.ArrowException, OSError) as e:
+            raise ValueError(f"{path}: not a readable parquet file ({e}); it may have been cut short while "
+                             "written or copied: write or copy it again") from e
         return _Part(None, path.name, path.stem, files=[str(path)])
     return _Part(Dataset.from_csv(str(path)), path.name, path.stem)
 

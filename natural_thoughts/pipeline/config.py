@@ -86,7 +86,15 @@ class RunConfig(BaseModel):
 def read_config_file(path: str | Path, shape: str) -> dict[str, Any]:
     """A YAML config file as a dict (`shape` says what it should be when it is not a mapping); a
     relative `source` of `problems`, `traces` or `traces.weak` is found beside the file first."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    raw = Path(path).read_bytes()
+    try:
+        data = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); save "
+                         "the file as UTF-8") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: {shape}, not a {type(data).__name__}")
     traces = data.get("traces") or {}

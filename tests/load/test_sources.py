@@ -362,6 +362,28 @@ def test_repeated_or_negative_trace_keys_are_refused_naming_the_line(tmp_path: P
         load_traces(write_jsonl(tmp_path / "n.jsonl", [{**row, "sample_index": -1}]), columns=columns, model="m")
 
 
+@needs_data
+def test_a_parquet_file_cut_short_is_named(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole.parquet", tmp_path / "cut.parquet"
+    load_problems(DATA / "gsm8k_test.jsonl", preset="gsm8k").to_parquet(str(whole))
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"{cut}: not a readable parquet file .*cut short"):
+        load_problems(cut, preset="gsm8k")
+
+
+def test_json_nested_100k_deep_is_named_as_a_file_or_a_line(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    whole, lines = tmp_path / "deep.json", tmp_path / "deep.jsonl"
+    whole.write_text(deep)
+    lines.write_text(json.dumps(ROWS[0]) + "\n" + '{"problem": ' + deep + "}\n")
+    with pytest.raises(ValueError, match=rf"{whole}: JSON nested too deeply"):
+        load_problems(whole)
+    with pytest.raises(ValueError, match=rf"{lines}:2: JSON nested too deeply"):
+        load_problems(lines)
+    ds, report = load_problems(lines, on_error="skip", return_report=True)  # the run goes on without that line
+    assert len(ds) == 1 and [s.split(": ")[0] for s in report.skipped] == [f"{lines}:2"]
+
+
 def test_non_utf8_bytes_name_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(b'{"problem": "ok"}\n{"problem": "caf\xe9"}\n')

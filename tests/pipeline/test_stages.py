@@ -157,3 +157,13 @@ def test_a_run_folder_is_marked_ours_and_held_while_a_command_runs(tmp_path: Pat
         with pytest.raises(RuntimeError, match=f"another natural-thoughts command is running in {out}"):
             run(_small_run(out))
     assert run(_small_run(out))["stages"]["export"] == "reused"
+
+
+def test_a_config_that_is_not_utf8_or_not_yaml_names_the_file(tmp_path: Path) -> None:
+    latin1, broken = tmp_path / "latin1.yaml", tmp_path / "broken.yaml"
+    latin1.write_bytes("name: run\noutput_dir: caf\xe9\n".encode("latin-1"))
+    broken.write_text("name: [run\n")
+    with pytest.raises(ValueError, match=rf"{latin1}:2: not UTF-8 text \(byte 0xe9"):
+        RunConfig.from_yaml(latin1)
+    with pytest.raises(ValueError, match=rf"{broken}: not valid YAML"):
+        RunConfig.from_yaml(broken)
