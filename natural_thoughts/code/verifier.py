@@ -172,9 +172,9 @@ def verify_code(traces: Dataset, limits: Limits | dict[str, Any] | None = None, 
             values[column].append(value)
     if weak is not None:
         theirs = [next(outcomes) if isinstance(w, Program) else None for w in weak]
-        values["label.weak_correct"] = [o.correct if o else None for o in theirs]
-        values["label.disagree"] = [None if m is None or o is None else m.correct != o.correct
-                                    for m, o in zip(mine, theirs)]
+        weak_correct, disagree = WEAK_COLUMNS
+        values[weak_correct] = [o.correct if o else None for o in theirs]
+        values[disagree] = [None if m is None or o is None else m.correct != o.correct for m, o in zip(mine, theirs)]
     traces = traces.remove_columns([c for c in values if c in columns])
     for column, value in values.items():
         traces = traces.add_column(column, value)
