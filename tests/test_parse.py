@@ -268,7 +268,11 @@ def _settled_reference(body: str, found: int) -> int | None:
     starts = sorted({0, found, *(m.end() for m in _PARAGRAPH_BREAK.finditer(body)), *after_code} - {len(body)})
     clean = [i for i, at in enumerate(starts) if i and not _cuts_a_step(body, starts[i - 1], at, fences)]
     here = starts.index(found)
-    chosen = ([i for i in clean if i <= here][-1:] or [i for i in clean if i > here][:1] or [None])[0]
+    back, forward = [i for i in clean if i <= here][-1:], [i for i in clean if i > here][:1]
+    boxes = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)", body) if m.start() >= found]
+    if not back and boxes and (not forward or starts[forward[0]] > boxes[-1]):
+        back = [here]  # moving on would leave the last box behind
+    chosen = (back or forward or [None])[0]
     doubts = [] if chosen is None else [m.start() for m in SELF_CORRECTION.finditer(body, starts[chosen])]
     if doubts:
         last_doubt = max(i for i, at in enumerate(starts) if at <= doubts[-1])

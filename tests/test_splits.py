@@ -133,3 +133,16 @@ def test_code_and_its_output_stay_in_one_part() -> None:
     code = "```python\nimport math\n\nx = 3\n\nprint(math.gcd(x, 13))\n```\n```output\n1\n```"
     p = parse_trace(f"We compute the gcd.\n\n{STEPS}\n\nLet's confirm with Python.\n{code}\nThe gcd is $\\boxed{{1}}$.")
     assert p.final_answer == "1" and (p.answer.count("```") % 2, p.reasoning.count("```") % 2) == (0, 0)
+
+
+def test_the_answer_part_keeps_its_box_when_no_earlier_start_is_clean() -> None:
+    """MATH-500's own solution to its inverse-mod-23 problem (row 249): the box sits in a paragraph
+    introduced by "here is another way:", and a parenthetical check follows it. Moving the start on
+    past the box would read `14\\cdot 23 + 1.)` from the check as the answer; the box outranks the
+    clean cut."""
+    text = ("We could find the answer by trial and error. However, here is another way:\n\n"
+            "We can easily see that $4\\cdot 6=24\\equiv 1\\pmod{23}$. Since $-6\\equiv 17\\pmod{23}$, "
+            "the answer $t=\\boxed{17}$ satisfies the requirements of the problem.\n\n"
+            "(We can even check that $17\\cdot 19 = 323 = 14\\cdot 23 + 1$.)")
+    p = parse_trace(text)
+    assert p.final_answer == "17" and "\\boxed{17}" in p.answer and "prose_answer" not in p.flags

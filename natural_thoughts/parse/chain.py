@@ -143,7 +143,8 @@ def _next_line(body: str, at: int) -> int:
 
 def _settled_start(body: str, found: int) -> int | None:
     """Where the answer starts once it cuts no step and holds no self-correction: from `found`, back
-    to the nearest start that cuts no step (forward when none before), then on past the last
+    to the nearest start that cuts no step (forward when none before, unless that would leave the
+    text's last box behind: the answer part keeps the answer it states), then on past the last
     paragraph that reconsiders, to a start that cuts no step; None when no such start is left.
     Starts are paragraph starts and the lines after code blocks (code and its output often come
     without a blank line). Only the starts near `found` and after it are scanned (the answer part
@@ -161,7 +162,10 @@ def _settled_start(body: str, found: int) -> int | None:
     chosen: int | None = found
     while chosen and _cuts_a_step(body, before := _start_before(body, chosen, after_code), chosen, fences):
         chosen = before
-    chosen = chosen or first_clean(starts_from(found))
+    if not chosen:  # no clean start before `found`: on to the first after it, but never past the last box
+        forward = first_clean(starts_from(found))
+        last_box = next(_boxes_from_last(body, found), None)
+        chosen = found if last_box is not None and (forward is None or forward > last_box[0]) else forward
     doubt = None if chosen is None else _last_doubt(body, chosen)
     if chosen is None or doubt is None:
         return chosen
