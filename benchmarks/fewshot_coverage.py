@@ -58,7 +58,8 @@ class Yardstick:
         self.disagree = selector.difficulties(self.pool)[0]
         self.tokens = np.asarray(self.pool[REASONING_TOKENS], dtype=float)
         self.vectors = embed(self.pool["problem"])
-        self.clusters = [KMeans(K, random_state=s, n_init="auto").fit_predict(self.vectors) for s in KMEANS_SEEDS]
+        self.k = selector.k or K  # the set size compared (and the clusters counted)
+        self.clusters = [KMeans(self.k, random_state=s, n_init="auto").fit_predict(self.vectors) for s in KMEANS_SEEDS]
 
     def measure(self, pool_positions: np.ndarray) -> dict[str, float]:
         idx = np.asarray(pool_positions)
@@ -72,7 +73,7 @@ class Yardstick:
         return self.measure(np.array([self.position[int(i)] for i in picks]))
 
     def random(self) -> dict[str, float]:
-        runs = [self.measure(Random(k=K, seed=s).select(self.pool).indices) for s in RANDOM_SEEDS]
+        runs = [self.measure(Random(k=self.k, seed=s).select(self.pool).indices) for s in RANDOM_SEEDS]
         return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
 
 

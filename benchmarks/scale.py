@@ -1,6 +1,6 @@
 """Scale benchmark: the curation path on N realistic traces, time and memory per stage.
 
-Builds N traces from the real Sky-T1 files in ../shared/data (each a copy of a real row whose
+Builds N traces from the real Sky-T1 files in ../shared/data, else the in-repo samples (`--data`; each a copy of a real row whose
 digits go through one of a few seeded digit permutations: numbers change, lengths and structure
 stay), writes them as parquet (and, with `--input jsonl`, as JSON lines), then runs, per size:
 
@@ -48,7 +48,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
+DATA = SHARED_DATA if SHARED_DATA.is_dir() else SAMPLE_DATA
+"""The folder of real files (`--data`): the full public files when present, else the small samples."""
 SOURCES = ("skythought_math500_sky-t1-27b.jsonl", "skythought_olympiadbench_sky-t1-32b-short.jsonl")
 PERMUTATIONS = 16
 """Distinct digit permutations: a pool holds at most this many variants of each real trace."""
@@ -59,8 +62,8 @@ SCHEMA = pa.schema([("idx", pa.int64()), ("question", pa.string()), ("gt", pa.st
 
 def real_rows() -> list[dict[str, Any]]:
     """The real Sky-T1 rows, reduced to the columns the `skythought_eval` preset reads."""
-    if not DATA.exists():
-        sys.exit(f"{DATA} is absent: the benchmark needs the shared real data next to the repository")
+    if not all((DATA / name).exists() for name in SOURCES):
+        sys.exit(f"{DATA} lacks {' or '.join(SOURCES)}: pass --data, a folder with the real Sky-T1 files")
     rows = []
     for name in SOURCES:
         with open(DATA / name, encoding="utf-8") as fh:
@@ -346,7 +349,7 @@ class MemoryCap:
 def _own_args(args: argparse.Namespace) -> list[str]:
     """The options every size shares, as command-line arguments."""
     return ["--seed", str(args.seed), "--k", str(args.k), "--compare-rows", str(args.compare_rows),
-            "--input", args.input]
+            "--input", args.input, "--data", str(args.data)]
 
 
 def main() -> None:
@@ -363,7 +366,10 @@ def main() -> None:
     parser.add_argument("--memory-limit", type=float,
                         help="run each size under a memory cap of this many GB, page cache included (MemoryCap)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--data", type=Path, default=DATA, help=f"the folder of real files (default {DATA})")
     args = parser.parse_args()
+    global DATA
+    DATA = args.data
     report: dict[str, Any] = {"sizes": {}}
     sizes = [int(s) for s in args.sizes.split(",")]
     if len(sizes) > 1 or args.memory_limit:  # one process per size: none inherits another's memory or settings

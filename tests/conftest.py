@@ -1,4 +1,4 @@
-"""Shared fixtures: real data from ../shared/data, one tiny model and one real vLLM engine per session."""
+"""Shared fixtures: real data (../shared/data, else the in-repo samples), one tiny model and one real vLLM engine per session."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data absent")
+from tests.data import DATA  # noqa: E402,F401  (re-exported: tests import it from here)
 
 
 ENGINE_FIXTURES = {"llm", "server"}

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_data
+from tests.conftest import DATA
 
 SCALE = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
 
 
-@needs_data
 @pytest.mark.slow  # a few minutes: it builds, loads, tags, selects and embeds 10,000 traces
 def test_scale_benchmark_at_ten_thousand_traces(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    args = ["--sizes", "10000", "--k", "2000", "--compare-rows", "2000", "--dedup-rows", "3000", "--json", str(out)]
+    args = ["--sizes", "10000", "--k", "2000", "--compare-rows", "2000", "--dedup-rows", "3000", "--json", str(out), "--data", str(DATA)]
     done = subprocess.run([sys.executable, str(SCALE), *args], cwd=tmp_path, capture_output=True, text=True,
                           timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -32,12 +31,11 @@ def test_scale_benchmark_at_ten_thousand_traces(tmp_path: Path) -> None:
     assert report["dedup"]["3000"][-1]["same_rows_and_owners"] is True
 
 
-@needs_data
 @pytest.mark.slow  # builds, loads, tags, selects and embeds 2,000 traces
 def test_scale_benchmark_reads_json_lines(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     args = ["--sizes", "2000", "--input", "jsonl", "--k", "500", "--compare-rows", "500", "--dedup-rows", "0",
-            "--json", str(out)]
+            "--json", str(out), "--data", str(DATA)]
     done = subprocess.run([sys.executable, str(SCALE), *args], cwd=tmp_path, capture_output=True, text=True,
                           timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from natural_thoughts.cli import app
 from natural_thoughts.parse import parse_trace
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 runner = CliRunner()
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
@@ -35,7 +35,6 @@ def test_help_on_each_command(command: str) -> None:
     assert "Usage" in result.output
 
 
-@needs_data
 def test_inspect_counts_what_the_text_holds() -> None:
     result = runner.invoke(app, ["inspect", str(SKY), "--preset", "skythought_eval"])
     assert result.exit_code == 0, result.output

@@ -15,7 +15,7 @@ import pytest
 from natural_thoughts import embed as embed_module
 from natural_thoughts.embed import DEFAULT_MODEL, EmbeddingCache, canonical_name, embed, load_model, model_key
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 
 
@@ -48,7 +48,6 @@ def test_bundled_model_resolves_offline() -> None:
     assert model_key(model) == DEFAULT_MODEL
 
 
-@needs_data
 def test_shape_normalization_and_meaning(tmp_path: Path) -> None:
     texts = gsm8k(40) + [
         "How many apples are left if you eat 3 of 10 apples?",
@@ -71,7 +70,6 @@ def test_shape_normalization_and_meaning(tmp_path: Path) -> None:
     assert paraphrase > 0.6 > unrelated
 
 
-@needs_data
 def test_cache_hit_encodes_nothing(tmp_path: Path) -> None:
     texts = gsm8k(60)
     model = CountingModel(load_model())
@@ -89,7 +87,6 @@ def test_cache_hit_encodes_nothing(tmp_path: Path) -> None:
     assert model.encoded == 64
 
 
-@needs_data
 def test_batch_size_follows_the_device(tmp_path: Path) -> None:
     texts = gsm8k(30)
     model = CountingModel(load_model())

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "explore_traces.ipynb"
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 
 
-@needs_data
 def test_explore_traces_notebook_runs_on_skythought(monkeypatch: pytest.MonkeyPatch) -> None:
     import nbformat
     from nbclient import NotebookClient

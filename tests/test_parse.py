@@ -17,7 +17,7 @@ from natural_thoughts.parse.final import _closing_brace, _paragraph_starts, _sta
 from natural_thoughts.parse.markers import _SKY_MARKER, _THINK_MARKER, _drop_markers, _without_partial_marker
 from natural_thoughts.schema import FLAGS
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 GSM8K = DATA / "gsm8k_test.jsonl"
@@ -352,7 +352,6 @@ def _norm(answer: str) -> str:
     return re.sub(r"[\s$]", "", answer.replace("\\dfrac", "\\frac"))
 
 
-@needs_data
 def test_sky_t1_file() -> None:
     rows = [json.loads(line) for line in SKY.read_text(encoding="utf-8").splitlines()]
     matched = extracted = 0
@@ -382,11 +381,10 @@ def test_sky_t1_file() -> None:
         if row["score"][0] and p.final_answer is not None:
             extracted += 1
             matched += _norm(p.final_answer) == _norm(row["gt"])
-    assert extracted > 100
+    assert extracted > len(rows) // 5
     assert matched / extracted > 0.8
 
 
-@needs_data
 def test_gsm8k_reference_answers() -> None:
     for line in GSM8K.read_text(encoding="utf-8").splitlines():
         solution = json.loads(line)["answer"]

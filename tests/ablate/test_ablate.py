@@ -21,7 +21,7 @@ from natural_thoughts.ablate import AblateConfig, ablate
 from natural_thoughts.ablate.pool import load_pool
 from natural_thoughts.ablate.stats import jaccard
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ablate.yaml"
 BUDGETS = [10, 40]
@@ -53,13 +53,10 @@ def config(output_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
-    if not DATA.exists():
-        pytest.skip("../shared/data absent")
     cfg = config(tmp_path_factory.mktemp("ablate"))
     return cfg, ablate(cfg)
 
 
-@needs_data
 def test_every_cell_has_its_size_or_a_warning(first: tuple[dict[str, Any], dict[str, Any]]) -> None:
     cfg, summary = first
     assert list(summary["cells"]) == [f"{s}-{b}" for s in cfg["selections"] for b in BUDGETS]
@@ -71,7 +68,6 @@ def test_every_cell_has_its_size_or_a_warning(first: tuple[dict[str, Any], dict[
     assert summary["stages"]["pool"] == "ran" and set(summary["stages"].values()) == {"ran"}
 
 
-@needs_data
 def test_exported_rows_are_the_selection(first: tuple[dict[str, Any], dict[str, Any]]) -> None:
     cfg, summary = first
     pool_ids = load_pool(AblateConfig.model_validate(cfg))["trace_id"]
@@ -83,7 +79,6 @@ def test_exported_rows_are_the_selection(first: tuple[dict[str, Any], dict[str, 
         assert cell["exported"] == cell["selected"] == len(exported)
 
 
-@needs_data
 def test_overlap_matrix(first: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, summary = first
     names, matrix = list(summary["cells"]), summary["overlap"]
@@ -96,7 +91,6 @@ def test_overlap_matrix(first: tuple[dict[str, Any], dict[str, Any]]) -> None:
     assert matrix[names.index("Random-10")][names.index("Random-40")] == 0.25  # the seeded draw is nested
 
 
-@needs_data
 def test_report_names_every_cell(first: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, summary = first
     text = Path(summary["report"]).read_text()
@@ -108,7 +102,6 @@ def test_report_names_every_cell(first: tuple[dict[str, Any], dict[str, Any]]) -
     assert all(Path(p).stat().st_size > 0 for p in summary["figures"]) and len(summary["figures"]) == 5
 
 
-@needs_data
 def test_rerun_reuses_cells_and_a_changed_selection_reruns_only_its_cells(
         first: tuple[dict[str, Any], dict[str, Any]]) -> None:
     cfg, summary = first
@@ -133,7 +126,6 @@ def test_config_refuses_unknown_selectors_and_bad_budgets() -> None:
         AblateConfig.model_validate({**base, "selections": {"a/b": "Random"}})
 
 
-@needs_data
 def test_example_config_reads_with_sources_beside_it() -> None:
     cfg = AblateConfig.from_yaml(EXAMPLE)
     assert Path(cfg.traces.source).exists() and cfg.traces.weak is not None and Path(cfg.traces.weak.source).exists()

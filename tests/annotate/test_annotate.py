@@ -33,7 +33,7 @@ from natural_thoughts.load.sources import load_traces
 from natural_thoughts.selectors import ModelsDisagree
 from natural_thoughts.verify import verify
 
-from tests.conftest import DATA, CountingBackend, needs_data
+from tests.conftest import DATA, CountingBackend
 
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1200, "seed": 3}
 """The random model's noise, constrained by each schema; 1200 tokens lets most JSON close."""
@@ -68,7 +68,6 @@ def _check_constraints(a: Annotator, labels: dict[str, Any]) -> None:
         assert isinstance(labels["equivalent"], bool)
 
 
-@needs_data
 def test_every_annotator_end_to_end(llm, traces: Dataset) -> None:
     anns = _annotators()
     out = annotate(traces, anns, model=llm, sampling=SAMPLING, show_progress=False, batch_size=BATCH)
@@ -93,7 +92,6 @@ def test_every_annotator_end_to_end(llm, traces: Dataset) -> None:
         assert valid >= 1, f"{a.name}: no reply validated"
 
 
-@needs_data
 def test_shards_resume_and_a_new_prompt_is_a_new_run(llm, traces: Dataset, tmp_path: Path) -> None:
     backend = CountingBackend(llm)
     ann = Difficulty(max_chars=300)
@@ -125,7 +123,6 @@ def test_shards_resume_and_a_new_prompt_is_a_new_run(llm, traces: Dataset, tmp_p
     assert sorted(folder.rglob("part-*.parquet")) == shards  # the first run is left as it was
 
 
-@needs_data
 def test_problem_scope_asks_once_per_problem(llm, traces: Dataset) -> None:
     second = traces.map(lambda r: {"sample_index": 1, "trace_id": f"{r['problem_id']}-1"})
     both = Dataset.from_list(traces.to_list() + second.to_list())
@@ -168,7 +165,6 @@ class OrderedAnnotator(Annotator):
         return {"ordered": [answer.low, answer.high]}
 
 
-@needs_data
 def test_a_reply_that_cannot_validate_is_an_error_row_and_the_run_goes_on(llm, traces: Dataset) -> None:
     backend = CountingBackend(llm)
     out = annotate(traces, [OrderedAnnotator(max_chars=300), Domain(max_chars=300)], backend=backend,
@@ -188,7 +184,6 @@ def test_a_reply_that_cannot_validate_is_an_error_row_and_the_run_goes_on(llm, t
     assert any(d is not None for d in out["label.domain"])  # the other annotator still labelled rows
 
 
-@needs_data
 def test_missing_answers_are_not_sent(llm, traces: Dataset) -> None:
     ds = traces.remove_columns("reference_answer").add_column("reference_answer", [None, "", "3", None])
     backend = CountingBackend(llm)
@@ -200,7 +195,6 @@ def test_missing_answers_are_not_sent(llm, traces: Dataset) -> None:
         assert out[i]["label.disagree"] is None and out[i]["label.disagree.error"] is None
 
 
-@needs_data
 def test_backend_errors_are_rows_and_are_asked_again_on_resume(llm, traces: Dataset, tmp_path: Path) -> None:
     long = traces.select(range(1)).map(lambda r: {"problem": "word " * 3000, "trace_id": "long-0",
                                                   "problem_id": "long"})
@@ -226,7 +220,6 @@ def test_structured_output_through_the_vllm_backend(llm) -> None:
     assert closed and all(c["pick"] in ("red", "green") for c in closed)
 
 
-@needs_data
 def test_llm_judge_for_models_disagree_and_verify(llm, traces: Dataset) -> None:
     judge = LLMJudge(model=llm, sampling=SAMPLING, batch_size=BATCH)
     verdicts = judge.equivalent([("1/2", "0.5"), (None, "3"), ("4", " "), ("7", "8")])
@@ -267,7 +260,6 @@ def test_shorten_keeps_head_and_tail() -> None:
         shorten("abc", 0)
 
 
-@needs_data
 def test_annotator_specs_and_clear_errors(traces: Dataset) -> None:
     assert isinstance(get_annotator("verbosity"), Verbosity)
     judge = get_annotator({"answer_judge": {"report": "equivalent", "name": "correct_llm"}})

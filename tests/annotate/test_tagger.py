@@ -23,7 +23,7 @@ from natural_thoughts.cli import app
 from natural_thoughts.load.sources import load_traces
 from natural_thoughts.selectors import StrategyCount
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 WAIT_ALT = re.compile(r"\b(wait|alternatively)\b", re.IGNORECASE)
@@ -55,7 +55,6 @@ def test_tag_text_counts_word_starts_case_insensitively() -> None:
     assert tag_text("") == [] and tag_text(None) == []
 
 
-@needs_data
 def test_every_trace_gets_counts_that_strategy_count_reads(tagged: Dataset) -> None:
     cells = tagged["label.strategies"]
     assert len(cells) == len(tagged)
@@ -69,7 +68,6 @@ def test_every_trace_gets_counts_that_strategy_count_reads(tagged: Dataset) -> N
     assert 0 < len(kept.indices) < len(tagged)
 
 
-@needs_data
 def test_more_wait_and_alternatively_markers_mean_more_strategies(tagged: Dataset) -> None:
     """A monotonic relation on real data: more backtracking/alternative markers, more strategies."""
     texts = [r or c for r, c in zip(tagged["reasoning"], tagged["completion"])]
@@ -92,10 +90,10 @@ SENTENCES = {"Wait, that is off.": "backtracking", "Alternatively, try x.": "exp
              "Case 1: y.": "case_analysis", "To summarize: z.": "summarizing_progress"}
 
 
-@needs_data
 @settings(max_examples=30, deadline=None)
-@given(row=st.integers(0, 499), added=st.lists(st.sampled_from(sorted(SENTENCES)), max_size=6))
+@given(row=st.integers(0, 10**6), added=st.lists(st.sampled_from(sorted(SENTENCES)), max_size=6))
 def test_appending_markers_adds_exactly_their_counts(tagged: Dataset, row: int, added: list[str]) -> None:
+    row %= len(tagged)
     text = tagged[row]["reasoning"] or tagged[row]["completion"]
     before = _counts(tag_text(text))
     after = _counts(tag_text(text + "\n" + " ".join(added)))
@@ -104,7 +102,6 @@ def test_appending_markers_adds_exactly_their_counts(tagged: Dataset, row: int, 
         assert after.get(name, 0) == before.get(name, 0) + extra, name
 
 
-@needs_data
 def test_agreement_is_measured_per_strategy(tagged: Dataset) -> None:
     same = tagger_agreement(tagged)
     assert same["rows"] == len(tagged) and same["unlabelled_rows"] == 0
@@ -128,7 +125,6 @@ def test_agreement_is_measured_per_strategy(tagged: Dataset) -> None:
     assert report["row_jaccard"] < 1.0
 
 
-@needs_data
 def test_commands_tag_and_report_agreement(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "tagged.parquet"
@@ -203,10 +199,9 @@ def test_batch_tagger_takes_empty_null_and_unencodable_batches() -> None:
     assert tag_batch(lone).to_pylist() == [tag_text(t) for t in lone]
 
 
-@needs_data
 def test_batch_tagger_equals_per_row_tagger_on_every_shared_text() -> None:
     texts = _shared_texts()
-    assert len(texts) > 10_000 and any(not t.isascii() for t in texts)
+    assert len(texts) > 1_000 and any(not t.isascii() for t in texts)
     reference = pa.array([tag_text(t) for t in texts], STRATEGY_TYPE)
     assert tag_batch(texts).equals(reference)
     for start in range(0, len(texts), 1000):  # in the batches `tag_strategies` hands it, as Arrow

@@ -21,7 +21,7 @@ from natural_thoughts.selectors import DropFlags, ModelsDisagree, Random, Sequen
 from natural_thoughts.selectors.base import Selection, selection_from_picks
 from natural_thoughts.selectors.testing import default_dataset
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 TEACHER, WEAK = "skythought_math500_sky-t1-27b.jsonl", "skythought_math500_qwen2.5-math-7b.jsonl"
 """The shared Models-Disagree pair: Sky-T1 on MATH-500, and Qwen2.5-Math-7B's answers to the same questions."""
@@ -66,7 +66,6 @@ def by_hand(ds: Dataset, keep: np.ndarray) -> Selection:
                                 drop_reason="left out by the test")
 
 
-@needs_data
 def test_long_on_a_short_teacher_is_flagged_wrong_cut_off_and_short_of_budget(sky: Dataset) -> None:
     sel = select(sky, {"Sequential": {"steps": [{"Long": {"C": 5000}}]}}, k=len(sky) // 5)
     card = card_for(sel, pool=sky)
@@ -91,7 +90,6 @@ def test_long_on_a_short_teacher_is_flagged_wrong_cut_off_and_short_of_budget(sk
     assert "Long: not sampled" in card
 
 
-@needs_data
 def test_a_clean_correct_selection_draws_no_warning(sky: Dataset) -> None:
     col = verdict_column(sky)
     clean = np.array([v is True and not any(f in fl for f in CUT_OFF_FLAGS)

@@ -22,9 +22,8 @@ from natural_thoughts.export.formats import prepare_export
 from natural_thoughts.mixing import SYSTEM1, SYSTEM2, mix
 from natural_thoughts.scores import add_reasoning_tokens
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
-pytestmark = needs_data
 LLAMA_FACTORY_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 
 
@@ -124,8 +123,9 @@ def test_prompt_completion_trains_on_the_completion_only(small: Dataset, tiny_mo
 def test_validation_split_holds_out_whole_problems(pool: Dataset) -> None:
     splits, stats = prepare_export(pool, "raw", validation_fraction=0.1, seed=3)
     train, val = set(splits["train"]["problem_id"]), set(splits["validation"]["problem_id"])
-    assert not train & val and len(val) == 50 and len(train) == 450
-    assert stats.splits == {"train": 900, "validation": 100}
+    problems = len(set(pool["problem_id"]))  # two traces each (teacher and weak model)
+    assert not train & val and len(val) == round(problems / 10) and len(train) == problems - len(val)
+    assert stats.splits == {"train": 2 * len(train), "validation": 2 * len(val)}
     again, _ = prepare_export(pool, "raw", validation_fraction=0.1, seed=3)
     other, _ = prepare_export(pool, "raw", validation_fraction=0.1, seed=4)
     assert again["validation"]["trace_id"] == splits["validation"]["trace_id"]

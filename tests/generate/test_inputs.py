@@ -15,7 +15,7 @@ from natural_thoughts.cli import app
 from natural_thoughts.pipeline.config import RunConfig
 from natural_thoughts.llm.requests import build_messages
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 PROBLEMS = load_problems(Dataset.from_list([{"problem": "What is 2 + 2?", "reference_answer": "4"}]))
 
@@ -64,7 +64,6 @@ def test_prompt_templates_take_both_brace_styles_and_keep_literal_braces() -> No
     assert build_messages("{x} {{ y }}", "Q: {problem}", None)[-1]["content"] == "Q: {x} {{ y }}"
 
 
-@needs_data
 def test_the_cli_names_a_bad_option_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "traces"
     result = CliRunner().invoke(app, ["generate", str(DATA / "gsm8k_test.jsonl"), "--preset", "gsm8k", "--limit",

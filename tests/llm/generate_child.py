@@ -15,7 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+if __name__ == "__main__":  # run as a script: the repository root on the path, for tests.data
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.data import DATA  # noqa: E402
+
 KILL_ENV = "NT_TEST_KILL_AT_SHARD_RENAME"
 PROBLEMS = 12
 ARGS: dict[str, Any] = {
@@ -28,7 +32,7 @@ ARGS: dict[str, Any] = {
 
 
 def load() -> Any:
-    """The problems: the first `PROBLEMS` gsm8k test questions from ../shared/data."""
+    """The problems: the first `PROBLEMS` gsm8k test questions (tests/data.py: the shared files or the samples)."""
     from natural_thoughts import load_problems
 
     ds = load_problems(DATA / "gsm8k_test.jsonl", preset="gsm8k")

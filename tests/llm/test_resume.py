@@ -25,7 +25,6 @@ from natural_thoughts.llm.status import run_status
 from natural_thoughts.llm.store import ShardStore, latest_rows, parse_shard, shard_of
 from natural_thoughts.generate.summary import error_kind
 
-from tests.conftest import needs_data
 from .generate_child import ARGS, KILL_ENV, PROBLEMS, load
 
 pytestmark = pytest.mark.slow  # engines in subprocesses, killed and resumed
@@ -64,7 +63,6 @@ def _shards(out: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in sorted(out.rglob("part-*.parquet"))}
 
 
-@needs_data
 def test_sigkill_before_between_and_during_shard_writes_then_resume(tiny_model_dir: Path, llm, tmp_path: Path) -> None:
     out = tmp_path / "traces"
     # 1. before the first shard: killed as soon as the run has recorded its manifest

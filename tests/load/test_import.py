@@ -15,9 +15,9 @@ from datasets import config as datasets_config
 from natural_thoughts.load import importer
 from natural_thoughts.load.sources import load_problems, load_traces
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
-SKY = sorted(DATA.glob("skythought_*sky-t1*.jsonl")) if DATA.exists() else []
+SKY = sorted(DATA.glob("skythought_*sky-t1*.jsonl"))
 
 
 @pytest.fixture
@@ -32,7 +32,6 @@ def _rows(ds) -> list[dict]:
     return ds.with_format("arrow")[:].to_pylist()
 
 
-@needs_data
 def test_processes_and_batch_sizes_give_the_same_rows_as_one_batch(fresh_cache: Path, monkeypatch) -> None:
     files = [str(f) for f in SKY]
     monkeypatch.setattr(importer, "BATCH_ROWS", 10**9)
@@ -46,7 +45,6 @@ def test_processes_and_batch_sizes_give_the_same_rows_as_one_batch(fresh_cache: 
     assert whole.cache_files and len(whole) == sum(1 for line in open(files[0]) if line.strip())
 
 
-@needs_data
 def test_parquet_is_read_in_batches_without_a_datasets_copy(fresh_cache: Path, tmp_path: Path, monkeypatch) -> None:
     rows = [json.loads(line) for line in SKY[0].read_text().splitlines()][:120]
     jsonl = tmp_path / "sky.jsonl"

@@ -19,7 +19,7 @@ from natural_thoughts import schema
 from natural_thoughts.load.importer import BATCH_ROWS
 from natural_thoughts.load.sources import LoadReport, _JsonLines, _Part, load_problems, load_traces
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 SKY = DATA / "skythought_math500_sky-t1-27b.jsonl"
 QWEN = DATA / "skythought_math500_qwen2.5-math-7b.jsonl"
@@ -80,7 +80,6 @@ def test_a_json_line_may_hold_unicode_line_separators(tmp_path: Path) -> None:
     check_problems(load_problems(path), rows, "p.jsonl")
 
 
-@needs_data
 def test_the_gpqa_benchmark_file_loads_one_row_per_line() -> None:
     path = DATA / "benchmarks" / "gpqa.jsonl"
     raw = path.read_bytes()
@@ -228,7 +227,6 @@ def test_natural_reasoning_preset(tmp_path: Path) -> None:
     assert ds["reference_answer"] == ["It is irrational.", "2x"] and ds["extra"] == ["{}", "{}"]
 
 
-@needs_data
 def test_gsm8k_preset_on_real_file() -> None:
     raw = read_jsonl(DATA / "gsm8k_test.jsonl")
     ds = load_problems(DATA / "gsm8k_test.jsonl", preset="gsm8k")
@@ -240,7 +238,6 @@ def test_gsm8k_preset_on_real_file() -> None:
     assert all(a.replace(",", "").lstrip("-").replace(".", "").isdigit() for a in ds["reference_answer"])
 
 
-@needs_data
 def test_math500_preset_on_real_file() -> None:
     raw = read_jsonl(DATA / "benchmarks" / "math.jsonl")
     ds = load_problems(DATA / "benchmarks" / "math.jsonl", preset="math500")
@@ -251,7 +248,6 @@ def test_math500_preset_on_real_file() -> None:
     assert json.loads(ds["extra"][0]) == {"level": raw[0]["level"], "solution": raw[0]["solution"]}
 
 
-@needs_data
 def test_skythought_preset_on_real_files() -> None:
     raw = read_jsonl(SKY)
     ds = load_traces(SKY, preset="skythought_eval")
@@ -283,7 +279,6 @@ def test_skythought_preset_reads_answer_only_where_gt_is_its_stripped_copy() -> 
     assert references([2], ["C"]) == ["C"]
 
 
-@needs_data
 def test_skythought_preset_falls_back_to_gt_without_an_answer_column() -> None:
     path = DATA / "skythought_olympiadbench_sky-t1-32b-short.jsonl"
     raw = read_jsonl(path)
@@ -293,7 +288,6 @@ def test_skythought_preset_falls_back_to_gt_without_an_answer_column() -> None:
     assert "gt" not in json.loads(ds["extra"][0])  # a mapped column is not packed again
 
 
-@needs_data
 def test_skythought_glob_numbers_samples_per_problem() -> None:
     ds = load_traces(str(DATA / "skythought_math500_*.jsonl"), preset="skythought_eval", model=None)
     assert len(set(ds["trace_id"])) == len(ds)

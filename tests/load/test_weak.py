@@ -18,7 +18,7 @@ from natural_thoughts.pipeline.runner import run
 from natural_thoughts.schema import normalize_text
 from natural_thoughts.selectors import ModelsDisagree
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 PAIRS = [
     ("skythought_math500_sky-t1-27b.jsonl", "skythought_math500_qwen2.5-math-7b.jsonl"),
@@ -40,7 +40,6 @@ def last_box_filled(text: str) -> bool:
     return at > closed and text[at + len("\\boxed{"):].lstrip()[:1] not in ("", "}")
 
 
-@needs_data
 @pytest.mark.parametrize(("teacher", "weak"), PAIRS)
 def test_every_teacher_row_joins_its_weak_response(teacher: str, weak: str) -> None:
     traces = load_traces(DATA / teacher, preset="skythought_eval")
@@ -54,7 +53,6 @@ def test_every_teacher_row_joins_its_weak_response(teacher: str, weak: str) -> N
     assert by_id["weak_answer"] == out["weak_answer"]  # ids are hashes of the same text
 
 
-@needs_data
 def test_unjoined_rows_are_kept_and_reported(caplog: pytest.LogCaptureFixture) -> None:
     teacher, weak = PAIRS[0]
     rows = load_traces(DATA / teacher, preset="skythought_eval").select(range(3)).to_list()
@@ -70,7 +68,6 @@ def test_unjoined_rows_are_kept_and_reported(caplog: pytest.LogCaptureFixture) -
         attach_weak(traces, DATA / weak, preset="skythought_eval", on="question")  # type: ignore[arg-type]
 
 
-@needs_data
 @pytest.mark.parametrize(("teacher", "weak"), PAIRS)
 def test_math_judge_decides_every_row_where_both_sides_box_an_answer(teacher: str, weak: str) -> None:
     traces = load_traces(DATA / teacher, preset="skythought_eval")
@@ -86,7 +83,6 @@ def test_math_judge_decides_every_row_where_both_sides_box_an_answer(teacher: st
     assert sorted(sel.indices.tolist()) == [i for i, v in enumerate(verdicts) if v is False]
 
 
-@needs_data
 @pytest.mark.parametrize(("teacher", "weak"), PAIRS)
 def test_the_same_final_answer_on_both_sides_is_agreement(teacher: str, weak: str) -> None:
     """The weak response is read as the teacher's trace is (its answer part, a prose conclusion
@@ -102,7 +98,6 @@ def test_the_same_final_answer_on_both_sides_is_agreement(teacher: str, weak: st
     assert [(t, w) for t, w, v in pairs if t is not None and w is not None and v is None] == []
 
 
-@needs_data
 def test_yaml_traces_weak_joins_and_fingerprints_the_weak_file(tmp_path: Path) -> None:
     teacher, weak = PAIRS[0]
     weak_copy = tmp_path / "weak.jsonl"

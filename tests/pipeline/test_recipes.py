@@ -14,10 +14,9 @@ import yaml
 
 import natural_thoughts as nt
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 from tests.pipeline.test_pipeline import RUN_CONFIGS
 
-pytestmark = needs_data
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SHARED = "../shared/data/"
 NEEDS_A_MODEL = {"refine.yaml", "thinktuning.yaml"}

@@ -28,7 +28,7 @@ from natural_thoughts.refine import (
     stage_report,
 )
 from natural_thoughts.schema import TRACE_SCHEMA, problem_id
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 PASSES = ["rewrite_long", {"edit": {"times": 2}}, "structure"]
 PARENT = {
@@ -206,7 +206,6 @@ def test_nemotron_layout_reads_as_traces_with_lineage() -> None:
         nemotron_human_reasoning(Dataset.from_list(NEMOTRON + NEMOTRON[:1]))
 
 
-@needs_data
 def test_a_real_short_trace_refined_into_its_own_text_keeps_its_answer() -> None:
     traces = load_traces(DATA / "skythought_math500_qwen2.5-math-7b.jsonl", preset="skythought_eval")
     parent = next(r for r in traces if r["final_answer"] and not r["flags"] and r["label.evaluator_correct"])

@@ -36,7 +36,7 @@ from natural_thoughts.selectors import (
 from natural_thoughts.selectors.quality import mixed_share, repetition_ratio
 from natural_thoughts.selectors.testing import check_selector, default_dataset, parametrize_with_checks
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 
 SELECTORS: list[Selector] = [
@@ -271,20 +271,18 @@ def skythought() -> Dataset:
     } for r in sky])
 
 
-@needs_data
 def test_models_disagree_finds_problems_the_weak_model_fails(skythought: Dataset) -> None:
     sel = ModelsDisagree(judge="math").select(skythought)
     weak_ok = np.asarray(skythought["weak_correct"])
-    assert len(sel) >= 20
+    assert len(sel) >= len(skythought) // 25  # on the full file, 4% or more
     assert (~weak_ok[sel.indices]).mean() > (~weak_ok).mean() + 0.15
 
 
-@needs_data
 def test_long_selects_longer_traces_than_random(skythought: Dataset) -> None:
     long_sel = Long().select(skythought)
     rand_sel = Random(k=len(long_sel)).select(skythought)
     lens = np.asarray(skythought[REASONING_TOKENS], dtype=float)
-    assert len(long_sel) >= 10
+    assert len(long_sel) >= len(skythought) // 50 + 1
     assert lens[long_sel.indices].mean() > 1.3 * lens[rand_sel.indices].mean()
 
 

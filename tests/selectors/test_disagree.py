@@ -17,7 +17,7 @@ from natural_thoughts.answers import CLOSING_CHARS, closing_part, weak_final
 from natural_thoughts.selectors import ModelsDisagree, get_selector
 from natural_thoughts.selectors.testing import check_selector, default_dataset
 
-from tests.conftest import DATA, KEY_ENV, CountingBackend, needs_data, running_server
+from tests.conftest import DATA, KEY_ENV, CountingBackend, running_server
 
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 1200, "seed": 3}
 """The random model's noise, constrained by the reply schema (as in test_annotate)."""
@@ -86,7 +86,6 @@ def _check_prompts(ds: Dataset, asked: list[str]) -> None:
                    for a in asked), row["problem"]
 
 
-@needs_data
 def test_llm_judge_decides_free_form_rows_on_the_tiny_model(llm, free_form: Dataset) -> None:
     backend = CountingBackend(llm)
     selector = ModelsDisagree(judge="llm", llm_judge={"backend": backend, "sampling": SAMPLING,
@@ -113,7 +112,6 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         yield srv
 
 
-@needs_data
 def test_llm_judge_through_an_openai_server_from_yaml_settings(server: Any, free_form: Dataset) -> None:
 
     spec = {"model": "tiny", "backend": "openai", "base_url": server.base_url,
