@@ -21,6 +21,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
+SAMPLES = "examples/data/"
+"""Where the shipped recipes read (the in-repo samples of the same files)."""
 sys.path.insert(0, str(REPO))
 
 import natural_thoughts as nt  # noqa: E402
@@ -49,7 +51,7 @@ def parser_figures(name: str) -> None:
 
 
 def recipe_figures(recipe: Path) -> None:
-    data = yaml.safe_load(recipe.read_text().replace("../shared/data/", f"{DATA}/"))
+    data = yaml.safe_load(recipe.read_text().replace(SAMPLES, f"{DATA}/"))  # the full files, not the samples
     with tempfile.TemporaryDirectory() as work:
         data["output_dir"] = work
         summary = nt.run(data)
@@ -82,5 +84,5 @@ if __name__ == "__main__":
     for name in FILES:
         parser_figures(name)
     for recipe in sorted((REPO / "examples").glob("*.yaml")):
-        if "../shared/data/" in recipe.read_text():
+        if f"source: {SAMPLES}" in recipe.read_text():
             recipe_figures(recipe)
