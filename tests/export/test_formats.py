@@ -82,8 +82,9 @@ def test_messages_file_trains_with_trl(small: Dataset, tiny_model_dir: Path, tmp
     assert len(prepared) == len(small) and math.isfinite(loss)
     from transformers import AutoTokenizer
 
-    text = AutoTokenizer.from_pretrained(tiny_model_dir).decode(prepared[0]["input_ids"])
-    assert text.startswith(f"<|im_start|>user\n{small[0]['problem'][:40]}")
+    first = min(range(len(ds)), key=lambda i: len(ds[i]["messages"][0]["content"]))  # fits max_length
+    text = AutoTokenizer.from_pretrained(tiny_model_dir).decode(prepared[first]["input_ids"])
+    assert text.startswith(f"<|im_start|>user\n{ds[first]['messages'][0]['content'][:40]}")
     assert "<|im_start|>assistant\n" in text
 
 
