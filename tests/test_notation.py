@@ -15,7 +15,7 @@ from natural_thoughts.notation import RELATIVE_TOLERANCE, number_form
 from natural_thoughts.selectors import ModelsDisagree, WeakSolves
 from natural_thoughts.verify import verify
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     # family: (reference, spellings of the same value, look-alikes of another value)
@@ -124,7 +124,6 @@ def test_an_option_letter_agrees_with_its_spelt_out_choice() -> None:
     assert WeakSolves().select(weak).indices.tolist() == [1, 2]  # the weak model solves a only
 
 
-@needs_data
 def test_olympiad_tuples_intervals_and_expressions_keep_working() -> None:
     """Every OlympiadBench reference equals itself spaced out, and a copy with one digit changed
     does not (a tuple, an interval or a list never collapses into one number)."""
@@ -143,7 +142,6 @@ def test_olympiad_tuples_intervals_and_expressions_keep_working() -> None:
     assert checked, "no non-numerical reference with a digit in the file"
 
 
-@needs_data
 def test_models_that_verify_both_accepts_never_disagree() -> None:
     """On the real MATH-500 pair, no row is kept as a disagreement while the teacher's and the weak
     model's final answers are both verified correct against the reference."""

@@ -17,7 +17,7 @@ import pytest
 
 from natural_thoughts.parse import parse_trace
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 from tests.test_real_traces import ends_on_a_box
 
 
@@ -60,7 +60,6 @@ def split_faults(text: str) -> list[str]:
     return faults
 
 
-@needs_data
 @pytest.mark.parametrize("name", TRACE_FILES)
 def test_every_inferred_split_keeps_the_parts_apart(name: str) -> None:
     texts = [TRACE_FILES[name](row) for row in _rows(name)]
@@ -68,7 +67,6 @@ def test_every_inferred_split_keeps_the_parts_apart(name: str) -> None:
     assert not faults, {i: (f, texts[i][-300:]) for i, f in list(faults.items())[:3]}
 
 
-@needs_data
 @pytest.mark.parametrize("name", TRACE_FILES)
 def test_a_text_that_ends_on_its_box_keeps_that_answer(name: str) -> None:
     for i, row in enumerate(_rows(name)):

@@ -122,6 +122,19 @@ def simple(name: str, n: int, kinds: Kinds, quota: int) -> None:
     write(name, [rows[i][0] for i in picked])
 
 
+def reflexion_pairs(name: str, tasks: int, quota: int) -> None:
+    """Both runs of each chosen task (one-shot and Reflexion: the weak/strong pair of code_disagree),
+    tasks chosen per benchmark x (one-shot solved?) x (Reflexion solved?)."""
+    rows = read(DATA / name)
+    task = lambda r: r.get("task_id") or r["name"]  # MBPP rows are named, HumanEval rows have an id
+    solved = {(task(r), r["run"]): r["is_solved"] for _, r in rows}
+    firsts = [r for _, r in rows if r["run"] == "simple_gpt-4"]
+    kinds = lambda r: [f"{r['benchmark']}-{r['is_solved']}-{solved.get((task(r), 'reflexion_gpt-4'))}"]
+    wanted = {task(firsts[i]) for i in choose(firsts, tasks, kinds, quota,
+                                              allowed=lambda r: (task(r), "reflexion_gpt-4") in solved)}
+    write(name, [line for line, r in rows if task(r) in wanted])
+
+
 def mrben_kind(row: dict) -> str:
     """Correct, or incorrect with the right choice (right answer, wrong reasoning), or otherwise incorrect."""
     if row["Model_Solution_Correctness"] == "correct":
@@ -141,8 +154,7 @@ def main() -> None:
     simple("code/lcb_o1-mini-2024-09-12.jsonl", 40,
            lambda r: [r["platform"], r["difficulty"], f"graded-{r['graded']}",
                       "hidden-test" if r.get("hidden_failing_test") else "no-hidden-test"], 6)
-    simple("code/reflexion_humaneval_mbpp_gpt4.jsonl", 40,
-           lambda r: [f"{r['benchmark']}-{r['run']}-{r['is_solved']}"], 5)
+    reflexion_pairs("code/reflexion_humaneval_mbpp_gpt4.jsonl", 20, 3)
     simple("process/mrben_math_science.jsonl", 72,
            lambda r: [f"{r['file_subject']}-{mrben_kind(r)}"], 8)
     simple("process/mrben_coding.jsonl", 24, lambda r: [r["Model_Solution_Correctness"], r["Sampled_Model"]], 6)

@@ -1,4 +1,4 @@
-"""The code recipes run as shipped on the shared code files; their exports are judged by the files'
+"""The code recipes run as shipped on the code files; their exports are judged by the files'
 own verdicts (LiveCodeBench's grader, Reflexion's `is_solved`), not by ours."""
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import yaml
 
 import natural_thoughts as nt
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
-pytestmark = needs_data
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _run(recipe: str, tmp_path: Path, limit: int | None = None) -> tuple[dict, list[dict], str]:
-    data = yaml.safe_load((EXAMPLES / recipe).read_text().replace("../shared/data/", f"{DATA}/"))
+    data = yaml.safe_load((EXAMPLES / recipe).read_text().replace("examples/data/", f"{DATA}/"))
     data["output_dir"] = str(tmp_path / "run")
     if limit is not None:
         data["traces"]["limit"] = limit
@@ -37,7 +36,7 @@ def test_code_curate_exports_programs_the_grader_passed(tmp_path: Path) -> None:
     raw = {r["question_id"]: r for r in _raw(DATA / "code" / "lcb_o1-mini-2024-09-12.jsonl")}
     assert rows and len(rows) == summary["exported"]
     graded = [raw[row["problem_id"]]["graded"] for row in rows]
-    assert sum(graded) >= 0.95 * len(rows)
+    assert sum(graded) >= 0.9 * len(rows)  # the tests we have catch 79% of the grader's fails (README)
     for row in rows:
         answer = row["messages"][-1]["content"]
         program = raw[row["problem_id"]]["code"].strip()

@@ -14,9 +14,8 @@ from natural_thoughts.load.presets import EVALUATOR_CORRECT
 from natural_thoughts.load.sources import load_traces
 from natural_thoughts.verify import verify
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
-pytestmark = needs_data
 REFLEXION = DATA / "code" / "reflexion_humaneval_mbpp_gpt4.jsonl"
 LCB = DATA / "code" / "lcb_o1-mini-2024-09-12.jsonl"
 LIMITS = Limits(timeout=6.0)
@@ -54,7 +53,8 @@ def test_livecodebench_passes_pass_and_logged_failures_fail() -> None:
     ds = verify_code(_every(LCB, "livecodebench", 4), LIMITS, use_cache=False)
     rows = ds.to_list()
     passes = [r for r in rows if r[EVALUATOR_CORRECT]]
-    assert sum(r["label.correct"] is True for r in passes) >= 0.95 * len(passes)
+    missed = [r["problem_id"] for r in passes if r["label.correct"] is not True]
+    assert len(missed) <= max(2, 0.05 * len(passes)), missed  # parse artefacts (5 of 602), a loaded machine's timeout
     raw = {json.loads(line)["question_id"]: json.loads(line) for line in LCB.open(encoding="utf-8")}
     whole = [r for r in rows if r[EVALUATOR_CORRECT] is False and _whole(raw[r["problem_id"]]["hidden_failing_test"])]
     assert whole and sum(r["label.correct"] is False for r in whole) >= 0.85 * len(whole)
