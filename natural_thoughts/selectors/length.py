@@ -115,9 +115,10 @@ class LengthRange(Filter):
 
 @register
 class TopLength(Selector):
-    """The `k` longest rows (ties broken by seed)."""
+    """The `k` longest rows (ties broken by seed): its own `k`, else the budget it is given
+    (`select.k`, or a `Sequential`'s when it is the last step)."""
 
-    def __init__(self, k: int | None, column: str = REASONING_TOKENS) -> None:
+    def __init__(self, k: int | None = None, column: str = REASONING_TOKENS) -> None:
         self.k = k
         self.column = column
 

@@ -120,6 +120,17 @@ def test_length_range_and_top_length() -> None:
     assert TopLength(2).select(ds).indices.tolist() == [2, 3]
 
 
+def test_the_run_budget_reaches_a_budgeted_last_step() -> None:
+    """`select.k` (here `select(..., k=)`) is the budget of `TopLength` inside `Sequential`."""
+    from natural_thoughts import select
+
+    ds = lengths_ds([50, 500, 5000, 1500, 20])
+    assert select(ds, {"Sequential": {"steps": ["TopLength"]}}, k=2).indices.tolist() == [2, 3]
+    assert select(ds, {"Sequential": {"steps": [{"LengthRange": {"min_tokens": 30}}, "TopLength"]}},
+                  k=3).indices.tolist() == [2, 3, 1]
+    assert len(select(ds, "TopLength", k=1)) == 1 and len(TopLength().select(ds)) == len(ds)
+
+
 def test_rank_decay_ranks_within_groups_and_prefers_long() -> None:
     ds = lengths_ds([10, 40, 30, 20, 5, 7], domain=["a", "a", "a", "a", "b", "b"])
     assert RankDecay().ranks(ds).tolist() == [3, 0, 1, 2, 1, 0]
