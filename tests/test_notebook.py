@@ -29,3 +29,6 @@ def test_explore_traces_notebook_runs_on_skythought(monkeypatch: pytest.MonkeyPa
     html = "\n".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
     assert "Long" in html and "Random" in html and "selection.reason" in html
     assert "skythought_math500_sky-t1-27b" in html  # the per-model table names the traces' model
+    # whose verdict: the file's own evaluator (the preset keeps it apart), never called "verified"
+    assert "correct by the file&#x27;s evaluator" in html or "correct by the file's evaluator" in html
+    assert "wrong (label.evaluator_correct)" in html and "verified correct" not in html

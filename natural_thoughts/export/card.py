@@ -28,7 +28,8 @@ import yaml
 from datasets import Dataset
 
 from .formats import ExportStats
-from .plots import CORRECT_COLUMNS, STRATEGIES, VERDICTS, card_figures, correctness, reasoning_lengths
+from .plots import (CORRECT_COLUMNS, EVALUATOR_VERDICTS, STRATEGIES, card_figures, correctness, reasoning_lengths,
+                    verdict_words)
 from ..schema import FLAGS
 from ..selectors.base import Selection
 from ..selectors.diversity import domain_column, strategy_counts
@@ -43,8 +44,6 @@ TOP = 15
 """Rows shown in the strategy and domain tables (the most common in the pool)."""
 EVALUATOR = CORRECT_COLUMNS[1]
 """The source file's own evaluator verdict (`label.evaluator_correct`), shown beside ours."""
-EVALUATOR_VERDICTS = {True: "correct by the file's evaluator", False: "wrong by the file's evaluator",
-                      None: "no verdict from the file's evaluator"}
 AGREEMENT = {"agree": "ours and the file's evaluator agree", "disagree": "ours and the file's evaluator disagree"}
 """Rows where both verdicts are decided, by whether they agree."""
 EXPORTED, SELECTION_ONLY = "the exported rows", "selection only"
@@ -230,7 +229,7 @@ def contents_section(pool: Profile, picked: Profile) -> list[str]:
     """Pool and selection side by side: verdicts, flags, reasoning length, strategies, domains."""
     rows: list[list[Any]] = [["traces", pool.rows, picked.rows]]
     if pool.verdicts is not None and picked.verdicts is not None:
-        words = EVALUATOR_VERDICTS if picked.verdict_column == EVALUATOR else VERDICTS  # "verified" is ours only
+        words = verdict_words(picked.verdict_column)  # "verified" is ours only
         rows += [[f"{word} (`{picked.verdict_column}`)", _count(pool.verdicts[v], pool.rows),
                   _count(picked.verdicts[v], picked.rows)] for v, word in words.items()]
     else:

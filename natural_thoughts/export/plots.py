@@ -4,7 +4,8 @@ Each function takes Datasets and returns a `matplotlib.figure.Figure` made witho
 nothing depends on a display or a global backend (Jupyter shows a returned figure inline);
 `card_figures` saves the ones the data allows as PNG files. Lengths are reasoning tokens when
 counted, else characters (the axis says which). Where the traces carry a correctness verdict,
-the selection is drawn split into verified correct / wrong / undecided.
+the selection is drawn split by it: verified correct / wrong / undecided for `verify`'s verdicts,
+correct / wrong by the file's evaluator for a source's own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ CORRECT_COLUMNS = ("label.correct", "label.evaluator_correct")
 """Where a trace's verdict lives: `verify`'s (or the source's own) `label.correct`, else the
 source evaluator's `label.evaluator_correct`."""
 VERDICTS = {True: "verified correct", False: "wrong", None: "undecided"}
+"""Words for `verify`'s verdicts (`label.correct`)."""
+EVALUATOR_VERDICTS = {True: "correct by the file's evaluator", False: "wrong by the file's evaluator",
+                      None: "no verdict from the file's evaluator"}
+"""Words for a source's own verdicts (`label.evaluator_correct`): the file's, not verified here."""
 VERDICT_COLOURS = {True: "tab:green", False: "tab:red", None: "tab:orange"}
 CLUSTER_COLUMN = "label.cluster"
 _CLUSTER_REASON = re.compile(r"\bcluster (\d+)\b")
@@ -55,21 +60,27 @@ def correctness(ds: Dataset) -> tuple[list[bool | None], str] | None:
     return None
 
 
+def verdict_words(column: str) -> dict[bool | None, str]:
+    """How to name the verdicts read from `column`: "verified" only for `verify`'s own."""
+    return VERDICTS if column == "label.correct" else EVALUATOR_VERDICTS
+
+
 def _selected_hist(ax: Axes, values: np.ndarray, selected: Dataset, edges: np.ndarray) -> None:
     """The selection's histogram of `values`: stacked by verdict when the rows carry one."""
     verdicts = correctness(selected)
     if verdicts is None:
         ax.hist(values, bins=edges, color="tab:blue", alpha=0.8, label=f"selected ({len(selected)})")
         return
-    parts = [(v, values[np.array([x is v for x in verdicts[0]], dtype=bool)]) for v in VERDICTS]
+    words = verdict_words(verdicts[1])
+    parts = [(v, values[np.array([x is v for x in verdicts[0]], dtype=bool)]) for v in words]
     ax.hist([part for _, part in parts], bins=edges, stacked=True, alpha=0.85,
             color=[VERDICT_COLOURS[v] for v, _ in parts],
-            label=[f"selected, {VERDICTS[v]} ({len(part)})" for v, part in parts])
+            label=[f"selected, {words[v]} ({len(part)})" for v, part in parts])
 
 
 def length_histogram(pool: Dataset, selected: Dataset | None = None, bins: int = 30) -> Figure:
     """Reasoning-length histogram of the pool, with the selection drawn over it, stacked by
-    verdict (verified correct / wrong / undecided) when the traces carry one."""
+    verdict (named after whose it is, `verdict_words`) when the traces carry one."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
     lengths, unit = reasoning_lengths(pool)

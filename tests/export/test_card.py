@@ -170,7 +170,6 @@ def pair() -> Dataset:
     return attach_weak(pool, str(DATA / WEAK), preset="skythought_eval", on="problem")
 
 
-@needs_data
 def test_system2_is_counted_from_what_each_exported_row_holds(tmp_path: Path) -> None:
     """Qwen2.5-Math-7B writes short CoT: rows read as a chain carry a reasoning part, plain ones do
     not. The card's mix matches the exported files: System-2 rows are those with think tags."""
@@ -185,7 +184,6 @@ def test_system2_is_counted_from_what_each_exported_row_holds(tmp_path: Path) ->
     assert (f"{bare} rows meant for System-2 hold no reasoning part" in mix) == bool(bare)
 
 
-@needs_data
 def test_an_export_without_think_blocks_is_not_called_system2(tmp_path: Path) -> None:
     """The same answers read as plain text (no reasoning part in any row): all System-1, and a warning."""
     ds = load_traces(str(DATA / WEAK), preset="skythought_eval", trace_format="plain")
@@ -196,7 +194,6 @@ def test_an_export_without_think_blocks_is_not_called_system2(tmp_path: Path) ->
     assert any("100% of the exported rows hold no reasoning part" in w for w in warnings_of(card))
 
 
-@needs_data
 def test_the_budget_warning_names_the_step_that_limited_the_output(pair: Dataset) -> None:
     """k is what DropFlags leaves, so DropFlags is never what stops k: ModelsDisagree is, and it is
     named with its own counts, whichever step dropped more rows."""
@@ -211,7 +208,6 @@ def test_the_budget_warning_names_the_step_that_limited_the_output(pair: Dataset
         assert "DropFlags kept" not in warning and any(warning in w for w in warnings_of(card))
 
 
-@needs_data
 def test_the_file_evaluator_is_shown_beside_our_verdict(pair: Dataset) -> None:
     pool = verify(pair)
     keep = np.array([ours is True for ours in pool["label.correct"]])
@@ -244,7 +240,6 @@ def recipe(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"config": config, "card": (out / "export" / "README.md").read_text()}
 
 
-@needs_data
 def test_every_input_file_is_in_the_sources(recipe: dict) -> None:
     sources = section(recipe["card"], "Sources")
     assert row(sources, "traces |")[1] == TEACHER and row(sources, "traces.weak")[1] == WEAK
@@ -254,7 +249,6 @@ def test_every_input_file_is_in_the_sources(recipe: dict) -> None:
     assert str(DATA) not in recipe["card"]  # local files by name: the card does not depend on where it ran
 
 
-@needs_data
 def test_nt_export_writes_the_card_run_writes(recipe: dict, tmp_path: Path) -> None:
     """The same selection exported from Python: every section a run's card holds about the data is
     the same; sources and models come from the rows."""
