@@ -2,8 +2,10 @@
 (`--verbose`, `--debug`), and what the commands share.
 
 Quiet by default: warnings only, one progress bar per long stage, an error as one line (its
-traceback with `--debug`); `--verbose` shows the INFO logs of the library and of vLLM. Ctrl-C
-stops with exit code 130 and says how to resume.
+traceback with `--debug`); what other processes and C libraries print (vLLM's engine, Triton, NUMA
+and weight-loading notices) goes to a log that is named only when the command fails. `--verbose`
+shows all of it, and the INFO logs of the library and of vLLM. Ctrl-C stops with exit code 130 and
+says how to resume.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,8 +32,10 @@ class _Commands(TyperGroup):
     """Runs a command; any failure becomes one short message (exit 1), Ctrl-C exit 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        quiet = not (ctx.params.get("verbose") or ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            with _others_output_to_a_log() if quiet else nullcontext():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
@@ -38,6 +46,40 @@ class _Commands(TyperGroup):
                 raise
             typer.echo(f"error: {_one_line(exc)} (--debug shows the traceback)", err=True)
             raise typer.Exit(1) from None
+
+
+@contextmanager
+def _others_output_to_a_log() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at a log while the command runs: child processes (vLLM's
+    engine) and C libraries write there, this process's Python streams (its messages, logs, progress
+    bars) keep the terminal through duplicates. The log is removed when the command succeeds and
+    named when it fails. Streams that are not the process's own (a test runner's capture) are left."""
+    if sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__:
+        yield
+        return
+    log = Path(tempfile.gettempdir()) / f"natural-thoughts-{os.getpid()}.log"
+    streams = {1: sys.stdout, 2: sys.stderr}
+    terminals = {}
+    with open(log, "wb") as fh:
+        for fd, stream in streams.items():
+            stream.flush()
+            terminals[fd] = os.dup(fd)  # kept open: a logging handler may hold its stream to the end
+            os.dup2(fh.fileno(), fd)
+    sys.stdout, sys.stderr = (open(terminals[fd], "w", buffering=1, encoding=streams[fd].encoding,
+                                   errors="backslashreplace", closefd=False) for fd in (1, 2))
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        for fd, stream in streams.items():
+            (sys.stdout if fd == 1 else sys.stderr).flush()
+            os.dup2(terminals[fd], fd)
+        sys.stdout, sys.stderr = streams[1], streams[2]
+        if succeeded or not log.stat().st_size:
+            log.unlink(missing_ok=True)
+        else:
+            typer.echo(f"(what vLLM and other libraries printed: {log}; --verbose shows it as it comes)", err=True)
 
 
 def _one_line(exc: Exception) -> str:
@@ -57,7 +99,8 @@ def default(model: type[BaseModel], field: str) -> Any:
 
 
 app = typer.Typer(cls=_Commands, help="Curate reasoning-trace data for SFT: generate, label, score, select, export.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False,
+                  rich_markup_mode=None)  # plain help: rich mode labels every flag `<bool>`
 
 
 @app.callback()

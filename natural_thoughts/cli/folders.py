@@ -15,7 +15,9 @@ def status_command(
     output_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A generate output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """Show a generation run's progress per shard and what is still missing."""
+    """Show a generation run's progress per shard and what is still missing.
+
+    Prints only; writes nothing."""
     from ..llm.status import run_status
 
     status = run_status(output_dir)
@@ -28,7 +30,9 @@ def merge_command(
     dest: Path = typer.Argument(..., help="OUT.parquet, OUT.jsonl, or a folder (datasets save_to_disk)."),
     allow_incomplete: bool = typer.Option(False, help="Merge even when traces are still missing."),
 ) -> None:
-    """Write a run's shards as one dataset (one row per problem and sample); the shards are kept."""
+    """Write a run's shards as one dataset (one row per problem and sample); the shards are kept.
+
+    Writes DEST: a parquet or JSON-lines file, or a folder (datasets save_to_disk)."""
     from ..llm.status import merge
 
     try:

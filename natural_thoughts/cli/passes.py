@@ -55,6 +55,7 @@ def generate_command(
 ) -> None:
     """Generate traces for PROBLEMS into OUTPUT_DIR (resumable, shardable, errors kept as rows).
 
+    Writes parquet shards and manifest.json under OUTPUT_DIR (`merge` joins them into one file).
     Exits 1 when the engine cannot start or keeps dying, or when every trace is an error; 130 on Ctrl-C.
     """
     from ..generate.runner import generate
@@ -102,7 +103,10 @@ def guide_command(
     out: Optional[Path] = typer.Option(None, help="The guided traces (parquet); default OUTPUT_DIR/guided.parquet."),
     engine_kwargs: Optional[str] = typer.Option(None, help='vllm: JSON engine args, e.g. \'{"max_model_len": 8192}\'.'),
 ) -> None:
-    """Splice a teacher's ThinkTuning feedback into a share of the complete rollouts at PATH."""
+    """Splice a teacher's ThinkTuning feedback into a share of the complete rollouts at PATH.
+
+    Writes the teacher's replies as shards under OUTPUT_DIR and the guided traces to --out
+    (OUTPUT_DIR/guided.parquet)."""
     from ..guide import guide
     from ..load.sources import load_traces
 
@@ -136,7 +140,10 @@ def refine_command(
     engine_kwargs: Optional[str] = typer.Option(None, help='vllm: JSON engine args, e.g. \'{"max_model_len": 32768}\'.'),
 ) -> None:
     """Refine the chains of thought at PATH pass by pass (arXiv 2507.09850), keeping each row's lineage;
-    prints the per-stage length and answer report."""
+    prints the per-stage length and answer report.
+
+    Writes one shard folder per stage under OUTPUT_DIR and the refined traces to --out
+    (OUTPUT_DIR/refined.parquet)."""
     from ..load.sources import load_traces
     from ..refine import refine
 

@@ -9,11 +9,16 @@ import typer
 from .core import app
 
 DEMO_CONFIG = Path(__file__).parent.parent / "data" / "demo.yaml"
+DEMO_REAL_CONFIG = DEMO_CONFIG.with_name("demo_real.yaml")
+"""The demo's second half: the repository's real sample traces (examples/data), curated."""
 
 
 @app.command()
 def run(config: Path = typer.Argument(..., exists=True, dir_okay=False, help="A RunConfig YAML file.")) -> None:
-    """Run every stage of CONFIG (resumable: re-running continues where it stopped)."""
+    """Run every stage of CONFIG (resumable: re-running continues where it stopped).
+
+    Writes under the config's output_dir: one folder per stage (its work, reused on a re-run) and
+    export/ (the dataset and its card, README.md with figures); prints where both are."""
     from ..pipeline.runner import run as run_pipeline
 
     summary = run_pipeline(config)
@@ -23,7 +28,10 @@ def run(config: Path = typer.Argument(..., exists=True, dir_okay=False, help="A 
 @app.command()
 def ablate(config: Path = typer.Argument(..., exists=True, dir_okay=False, help="An AblateConfig YAML file.")) -> None:
     """One exported subset per selection × budget of CONFIG, and a side-by-side report (resumable:
-    re-running reuses finished cells; a changed cell spec re-runs only that cell)."""
+    re-running reuses finished cells; a changed cell spec re-runs only that cell).
+
+    Writes under the config's output_dir: pool/ (the prepared traces), cells/<selection>-<budget>/
+    (each exported subset) and report.md (the comparison; its figures in figures/)."""
     from ..ablate import ablate as run_ablate, summary_lines
 
     for line in summary_lines(run_ablate(config)):
@@ -32,14 +40,25 @@ def ablate(config: Path = typer.Argument(..., exists=True, dir_okay=False, help=
 
 @app.command()
 def demo(output_dir: Path = typer.Option(Path("runs/demo"), help="Where the demo writes.")) -> None:
-    """Run the embedded default offline: shipped questions, a tiny random teacher, real vLLM."""
+    """Run offline: a generation smoke test (shipped questions, a tiny random teacher, real vLLM),
+    then real Sky-T1 traces from the repository's samples curated NaturalThoughts-style (verified,
+    hard, diverse, long).
+
+    Writes under --output-dir: the smoke run's stages and export/, and real/ (the curated real
+    traces: real/export with its card README.md); prints where both exports are."""
     from ..pipeline.runner import RunConfig, run as run_pipeline
 
     cfg = RunConfig.from_yaml(DEMO_CONFIG).model_copy(update={"output_dir": str(output_dir)})
-    typer.echo(f"demo config: {DEMO_CONFIG}")
+    typer.echo(f"1. generation smoke test ({DEMO_CONFIG.name}): the teacher is a tiny random model, its text is noise")
     _print_summary(run_pipeline(cfg))
-    typer.echo("note: the teacher is a tiny random smoke model; its text is noise. "
-               "For a real run see examples/natural_thoughts.yaml.")
+    real = RunConfig.from_yaml(DEMO_REAL_CONFIG)
+    if not Path(real.traces.source).is_file():
+        typer.echo(f"2. real traces: skipped, {real.traces.source} is absent (it ships in the repository's "
+                   "examples/data; run the demo from a clone)")
+        return
+    typer.echo(f"2. real Sky-T1 traces curated ({DEMO_REAL_CONFIG.name}): verified, hard, diverse, long")
+    _print_summary(run_pipeline(real.model_copy(update={"output_dir": str(output_dir / "real")})))
+    typer.echo("For a run at scale see examples/natural_thoughts.yaml.")
 
 
 def _print_summary(summary: dict) -> None:

@@ -20,7 +20,9 @@ def inspect(
     path: str = typer.Argument(..., help="A problems or traces file, folder or glob."),
     preset: Optional[str] = typer.Option(None, help="A loader preset, e.g. skythought_eval, gsm8k."),
 ) -> None:
-    """Print rows, flag counts, reasoning-length quantiles and the answer-extraction rate."""
+    """Print rows, flag counts, reasoning-length quantiles and the answer-extraction rate (as JSON).
+
+    Writes nothing."""
     from ..load.summary import summarize
 
     typer.echo(json.dumps(summarize(path, preset=preset), indent=2))
@@ -39,7 +41,10 @@ def annotate_command(
                                        "default OUTPUT_DIR/annotated.parquet."),
     max_tokens: int = typer.Option(DEFAULT_SAMPLING["max_tokens"], help="Token cap of each judge reply."),
 ) -> None:
-    """Add label.* columns to the traces at PATH with LLM judges and/or the heuristic tagger."""
+    """Add label.* columns to the traces at PATH with LLM judges and/or the heuristic tagger.
+
+    Writes the judges' shards under OUTPUT_DIR and the labelled traces to --out
+    (OUTPUT_DIR/annotated.parquet); prints the row and error counts."""
     from ..annotate import annotate, tag_strategies
     from ..load.sources import load_traces
     from ..steps import flag_reasoning
@@ -73,7 +78,9 @@ def tagger_agreement_command(
     column: str = typer.Option("label.strategies", help="The column of the LLM strategy labels."),
     preset: Optional[str] = typer.Option(None, help="A loader preset."),
 ) -> None:
-    """Report how well the model-free tagger matches an LLM annotator's strategy labels."""
+    """Report how well the model-free tagger matches an LLM annotator's strategy labels.
+
+    Prints the report as JSON; writes nothing."""
     from ..annotate import tagger_agreement
     from ..load.sources import load_traces
 
@@ -93,7 +100,9 @@ def judge_agreement_command(
     max_tokens: int = typer.Option(DEFAULT_SAMPLING["max_tokens"], help="Token cap of each judge reply."),
     max_chars: int = typer.Option(DEFAULT_MAX_CHARS, help="Characters of question and steps shown to the judge."),
 ) -> None:
-    """Report a reasoning judge's precision and recall for "the reasoning has an error" on labelled data."""
+    """Report a reasoning judge's precision and recall for "the reasoning has an error" on labelled data.
+
+    Prints the report as JSON; writes only the LLM judge's shards, under OUTPUT_DIR (--judge llm)."""
     from ..annotate import ReasoningJudge, judge_agreement
 
     if judge not in ("rule", "llm"):
