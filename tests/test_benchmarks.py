@@ -44,7 +44,6 @@ def test_scale_benchmark_reads_json_lines(tmp_path: Path) -> None:
     assert size["identical"] is True
 
 
-@needs_data
 @pytest.mark.slow  # runs ~60 programs three times
 def test_code_verify_benchmark_runs_and_agrees_with_the_naive_loop(tmp_path: Path) -> None:
     out = tmp_path / "code.json"

@@ -133,7 +133,6 @@ def test_example_config_reads_with_sources_beside_it() -> None:
     assert cfg.budgets == [10, 20, 50] and {"Random", "Long", "ModelsDisagree", "StrategyCount"} <= set(cfg.selections)
 
 
-@needs_data
 def test_two_ablate_commands_on_one_folder_one_is_refused_the_other_completes(tmp_path: Path) -> None:
     out, path = tmp_path / "ablate", tmp_path / "ablate.yaml"
     cfg = config(out)

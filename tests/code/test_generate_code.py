@@ -7,10 +7,9 @@ from natural_thoughts import generate, load_problems, verify
 from natural_thoughts.code import CODE_PROMPT
 from natural_thoughts.selectors import PassRate
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 
 
-@needs_data
 def test_code_problems_keep_their_tests_and_each_sample_is_verified(llm) -> None:
     problems = load_problems(DATA / "code" / "lcb_o1-mini-2024-09-12.jsonl", preset="livecodebench").select(range(3))
     assert all(problems["tests"])

@@ -74,7 +74,6 @@ def test_the_cli_names_a_bad_option_in_one_line_and_writes_nothing(tmp_path: Pat
     assert not out.exists()
 
 
-@needs_data
 def test_a_negative_seed_is_refused_in_one_line(tmp_path: Path) -> None:
     out = tmp_path / "traces"
     result = CliRunner().invoke(app, ["generate", str(DATA / "gsm8k_test.jsonl"), "--preset", "gsm8k", "--limit",

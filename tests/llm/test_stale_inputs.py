@@ -20,7 +20,7 @@ from natural_thoughts.load.sources import load_traces
 from natural_thoughts.refine import refine
 from natural_thoughts.refine.passes import solution_text
 
-from tests.conftest import DATA, CountingBackend, needs_data
+from tests.conftest import DATA, CountingBackend
 from tests.guide.conftest import BOUNDED_REGEX, SHORT_PROMPT
 
 FIRST = DATA / "skythought_math500_sky-t1-27b.jsonl"
@@ -54,7 +54,6 @@ def _same_bytes(a: Dataset, b: Dataset) -> bool:
     return a.with_format("arrow")[:].equals(b.with_format("arrow")[:])
 
 
-@needs_data
 def test_annotate_asks_a_changed_trace_again(llm, before_after, tmp_path: Path) -> None:
     before, after, changed = before_after
     backend = CountingBackend(llm)
@@ -70,7 +69,6 @@ def test_annotate_asks_a_changed_trace_again(llm, before_after, tmp_path: Path) 
     assert backend.requests == [] and _same_bytes(first, second) and first["trace_id"][-1] == changed
 
 
-@needs_data
 def test_guide_asks_a_changed_rollout_again(llm, before_after, tmp_path: Path) -> None:
     before, after, changed = before_after
     backend = CountingBackend(llm)
@@ -86,7 +84,6 @@ def test_guide_asks_a_changed_rollout_again(llm, before_after, tmp_path: Path) -
     assert backend.requests == [] and _same_bytes(first, second) and first["trace_id"][-1] == changed
 
 
-@needs_data
 def test_refine_asks_a_changed_trace_again_at_every_stage(llm, before_after, tmp_path: Path) -> None:
     before, after, changed = before_after
     backend = CountingBackend(llm)

@@ -356,7 +356,6 @@ def test_repeated_or_negative_trace_keys_are_refused_naming_the_line(tmp_path: P
         load_traces(write_jsonl(tmp_path / "n.jsonl", [{**row, "sample_index": -1}]), columns=columns, model="m")
 
 
-@needs_data
 def test_a_parquet_file_cut_short_is_named(tmp_path: Path) -> None:
     whole, cut = tmp_path / "whole.parquet", tmp_path / "cut.parquet"
     load_problems(DATA / "gsm8k_test.jsonl", preset="gsm8k").to_parquet(str(whole))

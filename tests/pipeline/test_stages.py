@@ -24,7 +24,7 @@ from natural_thoughts.pipeline.stage import registered
 from natural_thoughts.pipeline.stages import OWNER_FILE, own_output_dir
 from natural_thoughts.schema import SamplingConfig
 
-from tests.conftest import DATA, needs_data
+from tests.conftest import DATA
 from tests.pipeline.test_pipeline import RUN_CONFIGS
 
 REQUIRED = {"problems": {"source": "q.jsonl"}, "generate": {"model": "tiny"}, "traces": {"source": "t.jsonl"},
@@ -130,7 +130,6 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@needs_data
 def test_a_folder_of_the_users_own_is_refused_in_one_line_and_left_intact(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     for name in ("export/train.jsonl", "select/picks.parquet", "notes.txt"):
@@ -148,7 +147,6 @@ def test_a_folder_of_the_users_own_is_refused_in_one_line_and_left_intact(tmp_pa
     assert _files(mine) == before
 
 
-@needs_data
 def test_a_run_folder_is_marked_ours_and_held_while_a_command_runs(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run(_small_run(out))["stages"]["export"] == "ran"
