@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,20 @@ def test_an_engine_that_cannot_start_leaves_no_run_folder(problems: Dataset, tmp
     with pytest.raises(EngineStartError, match="does not exist"):
         run_pass(Answer(), problems, engine, tmp_path / "out", show_progress=False)
     assert not (tmp_path / "out" / MANIFEST).exists()
+
+
+def test_a_missing_model_folder_is_named_before_vllm_is_imported(tmp_path: Path) -> None:
+    """vLLM's import takes seconds: a start that cannot succeed says so first (in a fresh interpreter,
+    where nothing has imported vLLM yet)."""
+    missing = tmp_path / "no-such-model"
+    code = ("import sys\nfrom natural_thoughts.llm import EngineStartError, build_backend\n"
+            f"try:\n    build_backend('vllm', {str(missing)!r}).start()\n"
+            "except EngineStartError as exc:\n    print(exc)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'vllm'))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    error, imported = done.stdout.splitlines()
+    assert f"the model folder {missing} does not exist" in error and imported == "[]"
 
 
 def test_backend_and_executor_specs_and_unknown_names() -> None:

