@@ -105,12 +105,13 @@ def test_near_dedup_hnsw_agrees_with_exact_search() -> None:
     """On real GSM8K + MATH-500 questions with seeded edited copies, the HNSW search drops the
     same rows for the same owners as the exact search; cosines agree within 1e-5."""
     base = questions("gsm8k_test.jsonl") + questions("skythought_math500_sky-t1-27b.jsonl")
-    texts = base + edited_copies(base, 300, seed=0)
+    copies = min(300, len(base) // 2)  # half the samples' 164 questions
+    texts = base + edited_copies(base, copies, seed=0)
     vectors = embed(texts)
     for threshold in (0.8, 0.9, 0.95):
         exact = _first_of_groups(vectors, threshold)
         ann = _first_of_groups_ann(vectors, threshold, block=64)  # many blocks: most owners come from the index
-        assert ann.keys() == exact.keys() and len(exact) >= 200
+        assert ann.keys() == exact.keys() and len(exact) >= copies * 2 // 3
         assert all(ann[i][0] == exact[i][0] and abs(ann[i][1] - exact[i][1]) < 1e-5 for i in exact)
     ds = problems(texts)
     by_index = NearDedup(method="embedding", threshold=0.9, index="hnsw").select(ds)
