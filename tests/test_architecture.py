@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,9 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
     code = _examples()[name]
     lines = [line for line in code.splitlines() if line.strip()]
     assert len(lines) < 30, f"the {name} example has {len(lines)} lines"
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=600)
+    # A short TMPDIR: vLLM's engine talks over a socket file in it, and a socket path may hold 107
+    # characters, which a parallel run's tmp_path (…/popen-gw1/test_example_runs_model_pass_0/) nearly fills.
+    with tempfile.TemporaryDirectory(prefix="nt-") as tmp:
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "TMPDIR": tmp}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
