@@ -353,6 +353,7 @@ def _own_args(args: argparse.Namespace) -> list[str]:
 
 
 def main() -> None:
+    global DATA  # --data replaces the default folder for real_rows
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000", help="comma-separated pool sizes")
     parser.add_argument("--seed", type=int, default=0)
@@ -368,7 +369,6 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--data", type=Path, default=DATA, help=f"the folder of real files (default {DATA})")
     args = parser.parse_args()
-    global DATA
     DATA = args.data
     report: dict[str, Any] = {"sizes": {}}
     sizes = [int(s) for s in args.sizes.split(",")]
